@@ -1,0 +1,22 @@
+"""`edgegate init`: create .edgegate/ in the current directory."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer()
+
+
+@app.command()
+def init(json_: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
+    """Create a project home (.edgegate/) in the current directory, with its state and store."""
+    from .. import output
+    from ..home import init_home
+    from ..state import record_audit
+    from ..workspace import open_workspace
+
+    output.set_json(json_)
+    ws = open_workspace(init_home())
+    record_audit(ws.db, "init", "home_created", {"path": str(ws.home.path)})
+    output.emit({"home": str(ws.home.path), "state": str(ws.home.db_path)},
+                lambda r: output.line(f"Initialised EdgeGate home at {r['home']}"))

@@ -1,0 +1,7 @@
+"""`edgegate probe` (being written)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer()

@@ -1,0 +1,23 @@
+"""`edgegate status`: where the home is and what it holds."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer()
+
+
+@app.command()
+def status(json_: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
+    """Show the home in use, schema version, store size and the active run, if any."""
+    from .. import output
+    from ..status_report import describe_status
+    from ..workspace import open_workspace
+
+    output.set_json(json_)
+    report = describe_status(open_workspace())
+    output.emit(report, lambda r: output.table(None, ["", ""], [
+        ("home", f"{r['home']} (from {r['home_source']})"), ("schema version", r["schema_version"]),
+        ("store", f"{r['cas_blobs']} blobs, {r['cas_bytes']:,} bytes"),
+        ("runs", r["runs"]), ("active run", r["active_run"] or "none"),
+    ]))

@@ -1,0 +1,119 @@
+"""The single taxonomy of EdgeGate failures: stable exit codes (SPEC §5) and error codes.
+
+Core modules raise these; `cli.py` is the only place that turns them into an exit.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, unique
+
+
+@unique
+class ExitCode(IntEnum):
+    OK = 0
+    GATES_FAILED = 1  # a gate failed, or a verification failed
+    INVALID_INPUT = 2  # usage error or invalid input
+    RUN_ERROR = 3  # flaky or missing metric, device or backend failure, timeout
+    INTERNAL = 4  # a bug in EdgeGate
+    BROKEN_PIPE = 141  # stdout closed early (`edgegate ... | head`), as a shell reports SIGPIPE
+
+
+class EdgeGateError(Exception):
+    """Base of every expected failure.
+
+    `code` is SPEC's UPPER_SNAKE error code, `exit_code` the process exit code.
+    `message` names the file/field/value; `hint` names the next thing to do.
+    """
+
+    exit_code: ExitCode = ExitCode.INVALID_INPUT
+    code: str = "INVALID_INPUT"
+
+    def __init__(self, message: str, *, hint: str | None = None, path: str | None = None,
+                 field: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.path = path
+        self.field = field
+        if code is not None:
+            self.code = code
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "message": self.message, "hint": self.hint,
+                "exit_code": int(self.exit_code)}
+
+
+class InvalidInput(EdgeGateError):
+    code = "INVALID_INPUT"
+
+
+class LimitExceeded(EdgeGateError):
+    code = "LIMIT_EXCEEDED"
+
+
+class NotFound(EdgeGateError):
+    code = "NOT_FOUND"
+
+
+class StateTooNew(EdgeGateError):
+    code = "STATE_TOO_NEW"
+
+
+class PackVersionExists(EdgeGateError):
+    code = "PACK_VERSION_EXISTS"
+
+
+class RunError(EdgeGateError):
+    """A run could not produce a verdict (exit 3)."""
+
+    exit_code = ExitCode.RUN_ERROR
+    code = "RUN_ERROR"
+
+
+class RunActive(RunError):
+    code = "RUN_ACTIVE"
+
+
+class MissingRequiredMetric(RunError):
+    code = "MISSING_REQUIRED_METRIC"
+
+
+class FlakyMetric(RunError):
+    code = "FLAKY_METRIC"
+
+
+class SubmissionFailed(RunError):
+    code = "SUBMISSION_FAILED"
+
+
+class DeviceJobFailed(RunError):
+    code = "DEVICE_JOB_FAILED"
+
+
+class RunTimeout(RunError):
+    code = "TIMEOUT"
+
+
+class CollectionFailed(RunError):
+    code = "COLLECTION_FAILED"
+
+
+class BackendUnavailable(RunError):
+    code = "BACKEND_UNAVAILABLE"
+
+
+class VerificationFailed(EdgeGateError):
+    """Evidence did not verify (exit 1): a signature, a hash, an extra file."""
+
+    exit_code = ExitCode.GATES_FAILED
+    code = "VERIFICATION_FAILED"
+
+
+class CorruptBlob(VerificationFailed):
+    code = "CORRUPT_BLOB"
+
+    def __init__(self, path: str, expected: str, actual: str):
+        super().__init__(f"{path}: content hash is sha256:{actual}, expected sha256:{expected}",
+                         hint="the blob was altered on disk; re-ingest the original file", path=path)
+        self.expected = expected
+        self.actual = actual

@@ -1,0 +1,115 @@
+"""Local state in SQLite (SPEC §2): open, migrate, audit.
+
+Schema changes are numbered migrations (sqlite_utils.Migrations), each applied in its own
+transaction. Never edit a released migration: add the next number.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from .errors import StateTooNew
+
+BUSY_TIMEOUT_MS = 30_000
+migrations = Migrations("edgegate")
+
+
+def utcnow() -> str:
+    """UTC now as ISO-8601 with a Z, second precision preserved to microseconds."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db["artifacts"].create({"sha256": str, "kind": str, "bytes": int, "created_at": str,
+                            "expires_at": str, "original_name": str}, pk="sha256")
+    db["artifact_refs"].create({"sha256": str, "ref_kind": str, "ref_id": str, "created_at": str},
+                               pk=("sha256", "ref_kind", "ref_id"),
+                               foreign_keys=[("sha256", "artifacts", "sha256")])
+    db["artifact_refs"].create_index(["ref_kind", "ref_id"])
+    db["runs"].create({
+        "id": str, "pipeline": str, "pipeline_path": str, "pipeline_sha256": str, "backend": str,
+        "status": str, "model_sha256": str, "model_name": str, "devices_json": str,
+        "policy_json": str, "gates_json": str, "metrics_json": str, "gates_eval_json": str,
+        "verdict": str, "bundle_sha256": str, "error_code": str, "error_detail": str,
+        "pid": int, "hostname": str, "heartbeat_at": str, "created_at": str, "updated_at": str,
+        "finished_at": str,
+    }, pk="id", not_null={"pipeline", "backend", "status", "created_at"})
+    db["runs"].create_index(["status"])
+    db["runs"].create_index(["pipeline", "created_at"])
+    db["run_events"].create({"id": int, "run_id": str, "status": str, "detail": str, "at": str},
+                            pk="id", foreign_keys=[("run_id", "runs", "id")])
+    db["run_events"].create_index(["run_id"])
+    db["run_payloads"].create({"run_id": str, "device": str, "repeat_index": int, "warmup": int,
+                               "sha256": str, "created_at": str},
+                              pk=("run_id", "device", "repeat_index"),
+                              foreign_keys=[("run_id", "runs", "id"), ("sha256", "artifacts", "sha256")])
+    db["capabilities"].create({"id": int, "backend": str, "account": str, "probe_run_id": str,
+                               "json": str, "sha256": str, "created_at": str}, pk="id")
+    db["metric_mappings"].create({"id": int, "backend": str, "account": str, "probe_run_id": str,
+                                  "json": str, "sha256": str, "created_at": str}, pk="id")
+    db["probe_runs"].create({"id": str, "backend": str, "account": str, "status": str,
+                             "payloads_json": str, "created_at": str, "finished_at": str}, pk="id")
+    db["promptpacks"].create({"pack_id": str, "version": str, "sha256": str, "json": str,
+                              "published": int, "created_at": str}, pk=("pack_id", "version"))
+    db["pipelines"].create({"name": str, "sha256": str, "json": str, "path": str,
+                            "created_at": str, "updated_at": str}, pk="name")
+    db["signing_keys"].create({"key_id": str, "public_key": str, "created_at": str,
+                               "revoked_at": str, "source": str}, pk="key_id")
+    db["audit_events"].create({"id": int, "at": str, "actor": str, "command": str, "event": str,
+                               "detail_json": str}, pk="id")
+    db["audit_events"].create_index(["at"])
+
+
+def _check_not_newer(db: sqlite_utils.Database) -> None:
+    known = {m.name for m in migrations._migrations}  # sqlite-utils exposes no public list
+    unknown = sorted({m.name for m in migrations.applied(db)} - known)
+    if unknown:
+        raise StateTooNew(
+            f"{db.conn.execute('PRAGMA database_list').fetchone()[2]}: this state database was "
+            f"written by a newer EdgeGate (unknown migration {unknown[-1]})",
+            hint="upgrade EdgeGate (pip install -U edgegate), or point --home at another directory")
+
+
+def open_state(db_path: Path | str, *, migrate: bool = True) -> sqlite_utils.Database:
+    """Open (creating if needed) the state database in WAL mode, migrated to the current schema.
+
+    Raises StateTooNew when the database was written by a newer EdgeGate.
+    """
+    db_path = Path(db_path)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite_utils.Database(db_path)
+    db.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    if db.journal_mode != "wal":
+        db.enable_wal()
+    db.conn.execute("PRAGMA foreign_keys = ON")
+    _check_not_newer(db)
+    if migrate:
+        migrations.apply(db)
+    return db
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    """Number of the newest applied migration (0 for a blank database)."""
+    return max((int(m.name[1:4]) for m in migrations.applied(db)), default=0)
+
+
+def record_audit(db: sqlite_utils.Database, command: str, event: str, detail: dict | None = None) -> None:
+    """Append an audit event (who/what/when) for a state-changing command."""
+    actor = f"{os.environ.get('USER') or os.environ.get('USERNAME') or 'unknown'}@{socket.gethostname()}"
+    from .redaction import redact_obj
+
+    db["audit_events"].insert({"at": utcnow(), "actor": actor, "command": command, "event": event,
+                               "detail_json": json.dumps(redact_obj(detail or {}), sort_keys=True)})
+
+
+def iso_after(seconds: float) -> str:
+    return datetime.fromtimestamp(time.time() + seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

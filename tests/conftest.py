@@ -1,0 +1,48 @@
+"""Shared fixtures: every test gets a fresh home and a clean environment; `invoke` is strict."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+_SCRUBBED = ("QAIHUB_API_TOKEN", "EDGEGATE_SIGNING_KEY", "EDGEGATE_QAIHUB_API_URL", "HTTP_PROXY",
+             "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+@pytest.fixture(autouse=True)
+def fresh_home(tmp_path, monkeypatch):
+    """EDGEGATE_HOME in tmp, no colours, fixed width, no tokens or proxies from the caller."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("EDGEGATE_HOME", str(home))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "100")
+    for name in _SCRUBBED:
+        monkeypatch.delenv(name, raising=False)
+    from edgegate_cli.output import CTX
+
+    CTX.json = CTX.verbose = CTX.debug = False
+    yield home
+    CTX.json = CTX.verbose = CTX.debug = False
+
+
+@pytest.fixture
+def invoke():
+    """invoke(*args, expect=0) runs the CLI in-process and fails, with stderr, on another exit code."""
+    from typer.testing import CliRunner
+
+    from edgegate_cli.cli import app
+
+    def _invoke(*args, expect: int = 0, input: str | None = None):
+        runner = CliRunner()
+        result = runner.invoke(app, [str(a) for a in args], input=input, catch_exceptions=False)
+        if result.exit_code != int(expect):
+            raise AssertionError(
+                f"edgegate {' '.join(map(str, args))} exited {result.exit_code}, expected {int(expect)}\n"
+                f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}")
+        return result
+
+    return _invoke
