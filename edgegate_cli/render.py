@@ -1,0 +1,106 @@
+"""Human renderings of results (tables), shared by `run`, `runs show` and `gate` commands.
+
+Prints only through `output`, so --json and redaction rules hold everywhere.
+"""
+
+from __future__ import annotations
+
+from . import output
+
+STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "skipped": "SKIP", "error": "ERROR"}
+
+
+def fmt(value, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def gate_table(gates: list[dict], title: str = "Gates") -> None:
+    rows = []
+    for g in gates:
+        req = "" if g["required"] else " (optional)"
+        rows.append((STATUS_MARK[g["status"]] + req, g["device"], g["gate"], fmt(g.get("value")), g.get("unit", ""),
+                     f"{g['op']} {g['threshold']:g}", g["reason"]))
+    output.table(title, ["result", "device", "gate", "value", "unit", "threshold", "why"], rows)
+
+
+def metric_table(devices: dict[str, dict[str, dict]], title: str = "Metrics") -> None:
+    rows = []
+    for device, metrics in devices.items():
+        for name, m in metrics.items():
+            if not m["available"]:
+                continue
+            cv = f"{m['cv']:.3f}" if m.get("cv") is not None else "—"
+            repeats = ", ".join(fmt(v, 3) for v in m.get("per_repeat") or [])
+            rows.append((device, name, fmt(m["value"]), m["unit"], repeats or "pooled", cv, m["samples"]))
+    output.table(title, ["device", "metric", "median", "unit", "per repeat", "CV", "samples"], rows)
+
+
+def verdict_line(run: dict) -> None:
+    verdict = run["verdict"]
+    style = {"passed": "bold green", "failed": "bold red"}.get(verdict, "bold yellow")
+    text = f"{verdict.upper()}: run {run['run_id']} of {run['pipeline']} on {run['backend']}"
+    if run.get("error_code"):
+        text += f" — {run['error_code']}: {run.get('error_detail') or ''}"
+    output.line(text, style=style)
+
+
+def run_outcome(run: dict) -> None:
+    """Metrics, gates and the verdict line of a run outcome (as a JSON-like dict)."""
+    metric_table(run["devices"])
+    gate_table(run["gates"])
+    for g in run["gates"]:
+        if g["status"] == "fail" and g["required"]:
+            output.line(f"Gate failed: {g['gate']} on {g['device']}: value {fmt(g.get('value'))} {g.get('unit', '')}, "
+                        f"threshold {g['op']} {g['threshold']:g}")
+    verdict_line(run)
+
+
+def explain(result: dict) -> None:
+    """One paragraph per gate × device: the rule applied and the evidence behind it."""
+    for g in result["evaluation"]["gates"]:
+        head = f"[{STATUS_MARK[g['status']]}] {g['gate']} on {g['device']}" + ("" if g["required"] else " (optional)")
+        output.line(head, style="bold")
+        if g.get("value") is not None:
+            repeats = ", ".join(fmt(v) for v in g["per_repeat"]) or "pooled"
+            cv = f"{g['cv']:.3f}" if g.get("cv") is not None else "—"
+            limit = f" (flake limit {g['cv_limit']:g})" if g.get("cv_limit") is not None else ""
+            output.line(f"  value: median {fmt(g['value'])} {g['unit']} over {g['repeats']} repeats "
+                        f"[{repeats}], {g['samples']} samples, CV {cv}{limit}")
+        output.line(f"  rule: {g['metric']} {g['op']} {g['threshold']:g}" + ("" if g["required"] else
+                    "; optional: a failure warns, a missing or flaky metric skips"))
+        output.line(f"  why: {g['reason']}" + (f" [{g['code']}]" if g.get("code") else ""))
+    output.line(f"Verdict: {result['verdict']}" + ("" if result["agrees"] else
+                f" (stored verdict was {result['stored_verdict']})"))
+
+
+def run_detail(run: dict) -> None:
+    output.table(f"Run {run['run_id']}", ["", ""], [
+        ("pipeline", f"{run['pipeline']} ({run['pipeline_path']})"), ("backend", run["backend"]),
+        ("status", run["status"] + (f" — {run['error_code']}: {run['error_detail']}" if run["error_code"] else "")),
+        ("model", f"{run['model_name']} sha256:{run['model_sha256']}" if run["model_sha256"] else "—"),
+        ("created", run["created_at"]), ("finished", run["finished_at"] or "—"),
+    ])
+    output.table("Events", ["at", "status", "detail"],
+                 [(e["at"], e["status"], e["detail"] or "") for e in run["events"]])
+    if run["devices"]:
+        metric_table(run["devices"])
+    if run["gates"]:
+        gate_table(run["gates"])
+
+
+def probe_report(report: dict) -> None:
+    mapping = report["mapping"]
+    rows = []
+    for name, m in mapping["metrics"].items():
+        standing = "stable" if m.get("stable") else "unstable" if m["available"] else "unavailable"
+        where = m.get("source", {}).get("path") or (f"derived from {m['derive']['from']}" if m.get("derive") else "")
+        note = m.get("reason") or (f"needs {m['requires']}" if m.get("requires") else "")
+        rows.append((name, standing, m["unit"], where, m.get("seen_in_runs", 0), note))
+    output.table(f"Metric mapping for {report['backend']} (probe {report['probe_run_id']})",
+                 ["metric", "standing", "unit", "source", "runs", "note"], rows)
+    forms = report["capabilities"].get("model_forms", {})
+    output.table("Model forms", ["form", "result"], sorted(forms.items()))
