@@ -69,6 +69,16 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db["audit_events"].create_index(["at"])
 
 
+@migrations()
+def m002_run_evidence(db: sqlite_utils.Database) -> None:
+    # What a run was measured and judged with, so its verdict can be re-derived later.
+    db["runs"].add_column("mapping_sha256", str)
+    db["runs"].add_column("capabilities_sha256", str)
+    db["runs"].add_column("model_json", str)
+    db["runs"].add_column("inputs_json", str)
+    db["runs"].add_column("pipeline_json", str)
+
+
 def _check_not_newer(db: sqlite_utils.Database) -> None:
     known = {m.name for m in migrations._migrations}  # sqlite-utils exposes no public list
     unknown = sorted({m.name for m in migrations.applied(db)} - known)
