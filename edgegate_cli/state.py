@@ -79,14 +79,35 @@ def m002_run_evidence(db: sqlite_utils.Database) -> None:
     db["runs"].add_column("pipeline_json", str)
 
 
-def _check_not_newer(db: sqlite_utils.Database) -> None:
-    known = {m.name for m in migrations._migrations}  # sqlite-utils exposes no public list
-    unknown = sorted({m.name for m in migrations.applied(db)} - known)
+def _check_not_newer(db: sqlite_utils.Database, migration_set: Migrations) -> None:
+    known = {m.name for m in migration_set._migrations}  # sqlite-utils exposes no public list
+    unknown = sorted({m.name for m in migration_set.applied(db)} - known)
     if unknown:
         raise StateTooNew(
             f"{db.conn.execute('PRAGMA database_list').fetchone()[2]}: this state database was "
             f"written by a newer EdgeGate (unknown migration {unknown[-1]})",
             hint="upgrade EdgeGate (pip install -U edgegate), or point --home at another directory")
+
+
+def apply_migrations(db: sqlite_utils.Database, migration_set: Migrations = migrations) -> None:
+    """Apply the pending migrations of `migration_set`, all or none, under one write lock.
+
+    BEGIN IMMEDIATE takes the lock before anything is read: two processes opening a blank home at
+    once would otherwise both start migrating and one would fail with "database is locked" (a
+    deferred transaction cannot upgrade its read lock while another writer commits). Every
+    migration must therefore be transactional. Raises StateTooNew, or whatever a migration raises
+    (after rolling everything back).
+    """
+    if not migration_set.pending(db):
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        _check_not_newer(db, migration_set)  # again, under the lock: a newer EdgeGate may have won
+        migration_set.apply(db)  # each migration nests as a savepoint inside this transaction
+    except BaseException:
+        db.conn.rollback()
+        raise
+    db.conn.commit()
 
 
 def open_state(db_path: Path | str, *, migrate: bool = True) -> sqlite_utils.Database:
@@ -101,9 +122,9 @@ def open_state(db_path: Path | str, *, migrate: bool = True) -> sqlite_utils.Dat
     if db.journal_mode != "wal":
         db.enable_wal()
     db.conn.execute("PRAGMA foreign_keys = ON")
-    _check_not_newer(db)
+    _check_not_newer(db, migrations)
     if migrate:
-        migrations.apply(db)
+        apply_migrations(db)
     return db
 
 
