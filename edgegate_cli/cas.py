@@ -9,6 +9,7 @@ references and retention live in `artifacts.py`.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import tempfile
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ def tag(hexdigest: str) -> str:
 def untag(digest: str) -> str:
     """Accept `sha256:<hex>` or `<hex>`; return the 64-hex digest or raise InvalidInput."""
     hexdigest = digest[len(PREFIX):] if digest.startswith(PREFIX) else digest
-    if len(hexdigest) != 64 or any(c not in "0123456789abcdef" for c in hexdigest):
+    if not _is_hex(hexdigest, 64):
         raise InvalidInput(f"{digest!r} is not a sha256 digest (expected sha256:<64 lowercase hex>)")
     return hexdigest
 
@@ -50,28 +51,38 @@ class CAS:
         return self.path_of(digest).is_file()
 
     def put_stream(self, src: BinaryIO) -> tuple[str, int]:
-        """Store everything read from `src`; return (hex digest, size). Reads the source once."""
+        """Store everything read from `src` (read once, 1 MiB at a time); return (hex digest, size).
+
+        The bytes go to a temp file in `cas/tmp/` while being hashed; only once complete is the temp
+        fsynced, made read-only and renamed to `sha256/<2>/<62>`, so a crash leaves at most a temp
+        file (gc removes stale ones). Bytes already stored are not written again.
+        """
         self.tmp.mkdir(parents=True, exist_ok=True)
         h = hashlib.sha256()
         size = 0
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
         fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="ingest-")
         try:
-            with os.fdopen(fd, "wb") as out:
-                while chunk := src.read(CHUNK):
-                    h.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            hexdigest = h.hexdigest()
-            final = self.path_of(hexdigest)
-            if final.is_file():
-                os.unlink(tmp_name)  # dedupe: these bytes are already stored
-            else:
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.chmod(tmp_name, 0o444)
-                os.replace(tmp_name, final)
-                _fsync_dir(final.parent)
+            with os.fdopen(fd, "wb") as out:  # buffered, so each write() is complete
+                while n := _read_into(src, buf):
+                    h.update(view[:n])
+                    out.write(view[:n])
+                    size += n
+                hexdigest = h.hexdigest()
+                final = self.path_of(hexdigest)
+                duplicate = _same_size(final, size)
+                if not duplicate:  # fsync only what we keep: a duplicate never pays for a flush
+                    out.flush()
+                    os.fsync(out.fileno())
+            if duplicate:
+                os.unlink(tmp_name)
+                return hexdigest, size
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(tmp_name, 0o444)
+            # A blob of another size under this name is damaged: the verified bytes replace it.
+            os.replace(tmp_name, final)
+            _fsync_dir(final.parent)
             return hexdigest, size
         except BaseException:
             if os.path.exists(tmp_name):
@@ -79,27 +90,29 @@ class CAS:
             raise
 
     def put_file(self, path: Path | str) -> tuple[str, int]:
-        """Store a file's bytes; return (hex digest, size)."""
+        """Store a file's bytes, read once; return (hex digest, size). InvalidInput if it is missing."""
         try:
-            with open(path, "rb") as src:
-                return self.put_stream(src)
+            src = open(path, "rb")  # only a failed open means "no such file"
         except FileNotFoundError:
             raise InvalidInput(f"{path}: no such file") from None
+        with src:
+            return self.put_stream(src)
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         """Store bytes; return (hex digest, size)."""
-        import io
-
         return self.put_stream(io.BytesIO(data))
 
     def read_bytes(self, digest: str, *, verify: bool = False) -> bytes:
-        """The blob's bytes; with verify=True the hash is re-checked (CorruptBlob on mismatch)."""
+        """The blob's bytes. With verify=True the hash is re-checked first.
+
+        Raises InvalidInput (malformed digest), NotFound (not stored) or CorruptBlob (verify=True and
+        the bytes do not hash to `digest`; the blob is left in place as evidence).
+        """
         path = self.path_of(digest)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise NotFound(f"blob {tag(untag(digest))} is not in the store at {self.root}",
-                           hint="it may have been garbage-collected; re-run to recreate it") from None
+            raise self._missing(digest) from None
         if verify:
             actual = hashlib.sha256(data).hexdigest()
             if actual != untag(digest):
@@ -107,26 +120,40 @@ class CAS:
         return data
 
     def verify(self, digest: str) -> None:
-        """Re-hash a stored blob (streaming). Raises CorruptBlob; never deletes: evidence should
-        not vanish silently."""
+        """Re-hash a stored blob, streaming. Returns None when it matches.
+
+        Raises NotFound or CorruptBlob(path, expected, actual). Never deletes, unlike dvc's check():
+        evidence should not vanish silently.
+        """
         path = self.path_of(digest)
-        if not path.is_file():
-            raise NotFound(f"blob {tag(untag(digest))} is not in the store at {self.root}")
         h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(CHUNK):
-                h.update(chunk)
+        try:
+            with open(path, "rb") as f:
+                while chunk := f.read(CHUNK):
+                    h.update(chunk)
+        except FileNotFoundError:
+            raise self._missing(digest) from None
         if h.hexdigest() != untag(digest):
             raise CorruptBlob(str(path), untag(digest), h.hexdigest())
 
+    def _missing(self, digest: str) -> NotFound:
+        return NotFound(f"blob {tag(untag(digest))} is not in the store at {self.root}",
+                        hint="it may have been garbage-collected; re-run to recreate it")
+
     def iter_digests(self) -> Iterator[str]:
-        """Every stored blob's hex digest."""
+        """Every stored blob's hex digest, sorted. Files that are not named like a blob are skipped."""
         if not self.objects.is_dir():
             return
         for sub in sorted(self.objects.iterdir()):
-            if sub.is_dir() and len(sub.name) == 2:
+            if sub.is_dir() and _is_hex(sub.name, 2):
                 for blob in sorted(sub.iterdir()):
-                    yield sub.name + blob.name
+                    if _is_hex(blob.name, 62) and blob.is_file():
+                        yield sub.name + blob.name
+
+    def iter_tmp(self) -> Iterator[Path]:
+        """Temp files left in `cas/tmp/` (an ingest in progress, or one that crashed)."""
+        if self.tmp.is_dir():
+            yield from sorted(p for p in self.tmp.iterdir() if p.is_file())
 
     def remove(self, digest: str) -> int:
         """Delete a blob; return the bytes freed (0 if absent)."""
@@ -139,7 +166,29 @@ class CAS:
             return 0
 
     def total_bytes(self) -> int:
+        """Bytes held by all stored blobs (temp files excluded)."""
         return sum(self.path_of(d).stat().st_size for d in self.iter_digests())
+
+
+def _is_hex(text: str, length: int) -> bool:
+    return len(text) == length and all(c in "0123456789abcdef" for c in text)
+
+
+def _read_into(src: BinaryIO, buf: bytearray) -> int:
+    """Fill `buf` from `src` without allocating a new bytes object per chunk when possible."""
+    readinto = getattr(src, "readinto", None)
+    if readinto is not None:
+        return readinto(buf) or 0
+    chunk = src.read(len(buf))
+    buf[:len(chunk)] = chunk
+    return len(chunk)
+
+
+def _same_size(path: Path, size: int) -> bool:
+    try:
+        return path.stat().st_size == size
+    except FileNotFoundError:
+        return False
 
 
 def _fsync_dir(directory: Path) -> None:
