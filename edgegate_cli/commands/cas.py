@@ -1,7 +1,77 @@
-"""`edgegate cas` (being written)."""
+"""`edgegate cas`: inspect and check the content-addressed store."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-app = typer.Typer()
+app = typer.Typer(help="Inspect and check the content-addressed store (cas/).", no_args_is_help=True)
+
+
+@app.command()
+def verify(
+    digests: Annotated[list[str] | None, typer.Argument(
+        metavar="DIGEST", help="sha256:<hex> digests (default: all).", show_default=False)] = None,
+    json_: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Re-hash stored blobs and list every corrupt or missing one (exit 1 if any).
+
+    Checks every blob, or only the given digests. Nothing is deleted: a corrupt blob stays as evidence.
+    """
+    from .. import output
+    from ..artifacts import verify_blobs
+    from ..errors import ExitCode, VerificationFailed
+    from ..workspace import open_workspace
+
+    output.set_json(json_)
+    ws = open_workspace()
+    report = verify_blobs(ws.db, ws.cas, digests or None)
+    output.emit(report, _render_verify)
+    if report.ok:
+        return
+    if json_:  # the report is the one JSON document on stdout, as `run --json` does with its outcome
+        raise typer.Exit(int(ExitCode.GATES_FAILED))
+    raise VerificationFailed(
+        f"{len(report.corrupt) + len(report.missing)} of {report.checked} blobs failed verification "
+        f"({len(report.corrupt)} corrupt, {len(report.missing)} missing)",
+        hint="the listed blobs were altered or removed on disk; re-ingest the original files")
+
+
+def _render_verify(report) -> None:
+    from .. import output
+
+    # full digests, each on a line of its own (the file path is in --json): what the user acts on
+    for c in report.corrupt:
+        output.line(f"corrupt {c.sha256}")
+        output.line(f"  hashes to {c.actual}")
+    for digest in report.missing:
+        output.line(f"missing {digest}")
+    if report.ok:
+        output.line(f"{report.checked} blob{'' if report.checked == 1 else 's'} verified, all intact")
+
+
+@app.command("ls")
+def ls(json_: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
+    """List stored artifacts: digest, kind, size, created, expires, original name, references."""
+    from .. import output
+    from ..artifacts import list_artifacts
+    from ..workspace import open_workspace
+
+    output.set_json(json_)
+    ws = open_workspace()
+    output.emit(list_artifacts(ws.db, ws.cas), _render_ls)
+
+
+def _render_ls(listing) -> None:
+    from .. import output
+
+    items = listing.artifacts
+    if not items:
+        output.line("The store is empty.")
+        return
+    # short digests and dates keep the table within 100 columns; --json has the full values
+    output.table(None, ["digest", "kind", "bytes", "created", "expires", "original name", "refs"], [
+        (i.sha256[7:19] + ("" if i.present else " (missing)"), i.kind or "untracked", f"{i.bytes:,}",
+         (i.created_at or "-")[:10], (i.expires_at or "-")[:10], i.original_name or "-", i.refs)
+        for i in items])

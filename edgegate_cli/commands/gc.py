@@ -1,7 +1,40 @@
-"""`edgegate gc` (being written)."""
+"""`edgegate gc`: remove expired, unreferenced blobs from the store."""
 
 from __future__ import annotations
 
 import typer
 
 app = typer.Typer()
+
+
+@app.command()
+def gc(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be removed; remove nothing."),
+    json_: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Remove expired, unreferenced blobs from the store and report the bytes freed.
+
+    An artifact expires 30 days after its last ingest, and stays while a kept run, pack or bundle uses it.
+
+    Untracked blobs and stale temp files older than a day are removed too.
+    """
+    from .. import output
+    from ..artifacts import collect_garbage
+    from ..workspace import open_workspace
+
+    output.set_json(json_)
+    ws = open_workspace()
+    report = collect_garbage(ws.db, ws.cas, dry_run=dry_run)
+    output.emit(report, _render)
+
+
+def _render(report) -> None:
+    from .. import output
+
+    verb, done = ("Would free", "would be removed") if report.dry_run else ("Freed", "removed")
+    if report.removed:
+        output.table(None, ["digest", "reason", "kind", "bytes", "original name"], [
+            (i.sha256[7:19] if i.sha256 else "-", i.reason, i.kind or "-", f"{i.bytes:,}",
+             i.original_name or "-") for i in report.removed])
+    output.line(f"{verb} {report.bytes_freed:,} bytes ({len(report.removed)} {done}; "
+                f"{report.kept_referenced} expired but still referenced)")
