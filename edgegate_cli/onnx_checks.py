@@ -10,7 +10,7 @@ import json
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from .errors import InvalidInput
-from .validators import ModelInfo, TensorSpec
+from .validators import ModelInfo, TensorSpec, check_input_specs
 
 MIN_OPSET = 7  # the oldest ai.onnx opset ONNX Runtime runs
 
@@ -37,7 +37,7 @@ def check_onnx_form(info: ModelInfo, input_specs: dict | None) -> ModelInfo:
     except Exception as exc:  # onnx raises ValidationError and C++ errors
         raise InvalidInput(f"{onnx_file}: not a valid ONNX model: {_short(exc)}", path=str(onnx_file)) from None
     inputs, outputs = _io(model, onnx_file)
-    _check_specs(onnx_file, inputs, input_specs)
+    check_input_specs(onnx_file, inputs, input_specs)
     return info.model_copy(update={"onnx_path": str(onnx_file), "opset": _opset(model, onnx_file),
                                    "inputs": inputs, "outputs": outputs})
 
@@ -166,11 +166,9 @@ def _names(g):
 def _opset(model, onnx_file: Path) -> int:
     import onnx
 
+    # onnx.checker has already refused a model that imports no ai.onnx opset.
     versions = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
     newest = onnx.defs.onnx_opset_version()
-    if not versions:
-        raise InvalidInput(f"{onnx_file}: declares no ai.onnx opset in opset_import; re-export the model",
-                           path=str(onnx_file))
     if not MIN_OPSET <= versions[0] <= newest:
         raise InvalidInput(f"{onnx_file}: opset {versions[0]} is outside the supported range "
                            f"{MIN_OPSET}-{newest}; convert it with onnx.version_converter", path=str(onnx_file))
@@ -178,26 +176,17 @@ def _opset(model, onnx_file: Path) -> int:
 
 
 def _io(model, onnx_file: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    import onnx
-
+    # onnx.checker has already required a name and a shape on every main-graph input and output.
     init = {t.name for t in model.graph.initializer}  # older exporters list weights as inputs
     inputs = [v for v in model.graph.input if v.name not in init]
-    outputs = list(model.graph.output)
-    if any(not _has_shape(v) for v in outputs):
-        # Exporters often leave output shapes to inference; weights are not needed for that.
-        outputs = list(onnx.shape_inference.infer_shapes(model).graph.output)
-    for kind, values in (("input", inputs), ("output", outputs)):
+    for kind, values in (("input", inputs), ("output", list(model.graph.output))):
         if not values:
             raise InvalidInput(f"{onnx_file}: the graph has no {kind}s", path=str(onnx_file))
         for v in values:
-            if not v.name or not _has_shape(v):
-                raise InvalidInput(f"{onnx_file}: graph {kind} {v.name or '(unnamed)'!r} needs a name and a "
-                                   "tensor shape; re-export the model with shapes", path=str(onnx_file))
-    return [_spec(v) for v in inputs], [_spec(v) for v in outputs]
-
-
-def _has_shape(v) -> bool:
-    return v.type.HasField("tensor_type") and v.type.tensor_type.HasField("shape")
+            if not v.type.HasField("tensor_type"):
+                raise InvalidInput(f"{onnx_file}: graph {kind} {v.name!r} is not a tensor; EdgeGate measures "
+                                   "models whose inputs and outputs are tensors", path=str(onnx_file))
+    return [_spec(v) for v in inputs], [_spec(v) for v in model.graph.output]
 
 
 def _spec(v) -> TensorSpec:
@@ -210,18 +199,3 @@ def _spec(v) -> TensorSpec:
         dtype = onnx.TensorProto.DataType.Name(tt.elem_type).lower()
     shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim]
     return TensorSpec(name=v.name, shape=shape, dtype=dtype)
-
-
-def _check_specs(onnx_file: Path, inputs: list[TensorSpec], specs: dict | None) -> None:
-    """Pipeline input_specs must name real inputs and agree with their rank and fixed dimensions."""
-    by_name = {t.name: t for t in inputs}
-    for name, spec in (specs or {}).items():
-        where = f"{onnx_file}: model.input_specs.{name}"
-        if name not in by_name:
-            raise InvalidInput(f"{where}: the model has no input {name!r} (inputs: {', '.join(by_name)})",
-                               path=str(onnx_file))
-        want, have = list(spec.get("shape", [])), by_name[name].shape
-        fixed_clash = any(isinstance(h, int) and h > 0 and w != h for w, h in zip(want, have, strict=False))
-        if len(want) != len(have) or fixed_clash:
-            raise InvalidInput(f"{where}: shape {want} does not fit the model's input shape {have}",
-                               path=str(onnx_file))

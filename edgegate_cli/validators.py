@@ -131,3 +131,19 @@ def _specs_to_tensors(p: Path, specs: dict | None, *, required: bool) -> list[Te
         return []
     return [TensorSpec(name=name, shape=list(spec["shape"]), dtype=spec.get("dtype") or "float32")
             for name, spec in specs.items()]
+
+
+def check_input_specs(onnx_file: Path, inputs: list[TensorSpec], specs: dict | None) -> None:
+    """Raise InvalidInput unless every input_specs entry names a model input and fits its shape
+    (same rank, same fixed dimensions; a dynamic dimension takes any size)."""
+    by_name = {t.name: t for t in inputs}
+    for name, spec in (specs or {}).items():
+        where = f"{onnx_file}: model.input_specs.{name}"
+        if name not in by_name:
+            raise InvalidInput(f"{where}: the model has no input {name!r} (inputs: {', '.join(by_name)})",
+                               path=str(onnx_file))
+        want, have = list(spec.get("shape", [])), by_name[name].shape
+        fixed_clash = any(isinstance(h, int) and h > 0 and w != h for w, h in zip(want, have, strict=False))
+        if len(want) != len(have) or fixed_clash:
+            raise InvalidInput(f"{where}: shape {want} does not fit the model's input shape {have}",
+                               path=str(onnx_file))
