@@ -120,9 +120,13 @@ def progress(description: str, total: int | None = None):
 
             yield advance
     else:
-        log(description)
+        started = False
 
         def advance(text: str | None = None, step: int = 1) -> None:
+            nonlocal started
+            if not started:  # the heading waits for real work, so a refused input prints one line only
+                log(description)
+                started = True
             if text:
                 log(f"  {text}")
 

@@ -21,10 +21,11 @@ def fmt(value, digits: int = 4) -> str:
 def gate_table(gates: list[dict], title: str = "Gates") -> None:
     rows = []
     for g in gates:
-        req = "" if g["required"] else " (optional)"
-        rows.append((STATUS_MARK[g["status"]] + req, g["device"], g["gate"], fmt(g.get("value")), g.get("unit", ""),
-                     f"{g['op']} {g['threshold']:g}", g["reason"]))
-    output.table(title, ["result", "device", "gate", "value", "unit", "threshold", "why"], rows)
+        mark = STATUS_MARK[g["status"]] + ("" if g["required"] else " (opt)")
+        value = f"{fmt(g.get('value'))} {g.get('unit', '')}".strip() if g.get("value") is not None else "—"
+        note = "" if g["status"] == "pass" else g["reason"]
+        rows.append((mark, g["device"], g["gate"], value, note))
+    output.table(title, ["result", "device", "gate", "value", "note"], rows)
 
 
 def metric_table(devices: dict[str, dict[str, dict]], title: str = "Metrics") -> None:
@@ -34,9 +35,8 @@ def metric_table(devices: dict[str, dict[str, dict]], title: str = "Metrics") ->
             if not m["available"]:
                 continue
             cv = f"{m['cv']:.3f}" if m.get("cv") is not None else "—"
-            repeats = ", ".join(fmt(v, 3) for v in m.get("per_repeat") or [])
-            rows.append((device, name, fmt(m["value"]), m["unit"], repeats or "pooled", cv, m["samples"]))
-    output.table(title, ["device", "metric", "median", "unit", "per repeat", "CV", "samples"], rows)
+            rows.append((device, name, fmt(m["value"]), m["unit"], cv, m["repeats"], m["samples"]))
+    output.table(title, ["device", "metric", "median", "unit", "CV", "repeats", "samples"], rows)
 
 
 def verdict_line(run: dict) -> None:

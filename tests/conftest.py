@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -46,3 +45,37 @@ def invoke():
         return result
 
     return _invoke
+
+
+@pytest.fixture(scope="session")
+def _probed_template(tmp_path_factory):
+    """A home in which the local backend was probed once (probing costs a few seconds)."""
+    from edgegate_cli.home import Home
+    from edgegate_cli.probe import probe_backend
+    from edgegate_cli.workspace import open_workspace
+
+    path = tmp_path_factory.mktemp("template") / "home"
+    ws = open_workspace(Home(path, "--home"))
+    probe_backend(ws, "local", lambda _msg: None)
+    ws.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    ws.db.close()
+    return path
+
+
+@pytest.fixture
+def probed_home(_probed_template, fresh_home):
+    """The per-test home, pre-probed for the local backend (a copy of the session template)."""
+    import shutil
+
+    shutil.copytree(_probed_template, fresh_home)
+    return fresh_home
+
+
+def write_pipeline(path: Path, *, gates: str, iterations: int = 30, repeats: int = 3, extra_policy: str = "",
+                   model: str | None = None) -> Path:
+    """A local pipeline on the quickstart model with the given YAML gate list."""
+    model = model or str(REPO / "examples" / "quickstart" / "model.onnx")
+    path.write_text(f"name: {path.stem}\nbackend: local\ndevices: ['local:cpu']\nmodel: {{path: '{model}'}}\n"
+                    f"run_policy: {{repeats: {repeats}, iterations: {iterations}{extra_policy}}}\n"
+                    f"gates: {gates}\n")
+    return path
