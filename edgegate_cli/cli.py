@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
-from .commands import cas, gate, gc, init, probe, run, runs, status
+from .commands import cas, gate, gc, init, keys, probe, run, runs, status
 from .errors import EdgeGateError, ExitCode
 from .output import CTX
 
@@ -57,8 +57,9 @@ def root(
                                  help="Print the version and exit."),
 ) -> None:
     """Decide, with evidence, whether an edge AI model is fit to ship to Snapdragon devices."""
-    if home:
-        os.environ["EDGEGATE_HOME"] = home  # read by home.resolve_home in this process and children
+    from .home import set_explicit_home
+
+    set_explicit_home(home)
     CTX.verbose = verbose
     CTX.debug = debug
 
@@ -71,6 +72,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(gate.app, name="gate")
 app.add_typer(gc.app)
 app.add_typer(cas.app, name="cas")
+app.add_typer(keys.app, name="keys")
 
 
 def main() -> None:

@@ -19,12 +19,15 @@ class Workspace:
     cas: CAS
 
 
-def open_workspace(home: Home | None = None, *, reap: bool = True) -> Workspace:
+def open_workspace(home: Home | None = None, *, reap: bool = True, on_open=None) -> Workspace:
     """Resolve and open the home (creating it if needed), migrated and ready.
 
+    `on_open(home)` is called once the home is known (the CLI uses it for --verbose).
     With reap=True, runs whose process died are marked `error: ABANDONED` first (SPEC §2).
     """
     home = (home or resolve_home()).ensure()
+    if on_open:
+        on_open(home)
     db = open_state(home.db_path)
     ws = Workspace(home=home, db=db, cas=CAS(home.cas_path))
     if reap:

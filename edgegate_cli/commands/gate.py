@@ -19,7 +19,7 @@ def check(
     from .. import output, render
     from ..errors import ExitCode, VerificationFailed
     from ..reevaluation import reevaluate_run
-    from ..workspace import open_workspace
+    from . import open_workspace
 
     output.set_json(json_)
     result = reevaluate_run(open_workspace(), run_id)
@@ -41,7 +41,7 @@ def explain(
     """Explain, per gate and device, the value, threshold, per-repeat values, CV and why it passed or not."""
     from .. import output, render
     from ..reevaluation import reevaluate_run
-    from ..workspace import open_workspace
+    from . import open_workspace
 
     output.set_json(json_)
     result = reevaluate_run(open_workspace(), run_id)

@@ -23,7 +23,7 @@ def probe(
         return
     from .. import output, render
     from ..probe import probe_backend
-    from ..workspace import open_workspace
+    from . import open_workspace
 
     output.set_json(json_)
     ws = open_workspace()

@@ -24,12 +24,11 @@ def run(
     from ..errors import ExitCode
     from ..pipeline import load_pipeline
     from ..runner import execute_run
-    from ..workspace import open_workspace
+    from . import open_workspace
 
     output.set_json(json_)
     spec = load_pipeline(pipeline, model_override=model)
     ws = open_workspace()
-    output.verbose(f"home: {ws.home.path} (from {ws.home.source})")
     steps = len(spec.devices) * (spec.run_policy.warmup + spec.run_policy.repeats)
     with output.progress(f"Running {spec.name} on {', '.join(spec.devices)}", total=steps) as advance:
         outcome = execute_run(ws, spec, advance, wait=wait)

@@ -16,7 +16,7 @@ def list_(
     """List runs, newest first: id, pipeline, backend, status, error code, model, time."""
     from .. import output
     from ..run_history import summarize_runs
-    from ..workspace import open_workspace
+    from . import open_workspace
 
     output.set_json(json_)
     runs = summarize_runs(open_workspace(), pipeline=pipeline, limit=limit)
@@ -34,7 +34,7 @@ def show(
     """Show one run: its state transitions, metrics, gates and verdict."""
     from .. import output, render
     from ..run_history import describe_run
-    from ..workspace import open_workspace
+    from . import open_workspace
 
     output.set_json(json_)
     detail = describe_run(open_workspace(), run_id)

@@ -12,7 +12,7 @@ def status(json_: bool = typer.Option(False, "--json", help="Print the result as
     """Show the home in use, schema version, store size and the active run, if any."""
     from .. import output
     from ..status_report import describe_status
-    from ..workspace import open_workspace
+    from . import open_workspace
 
     output.set_json(json_)
     report = describe_status(open_workspace())
