@@ -40,6 +40,7 @@ UNAVAILABLE = {
     "correctness": "correctness needs a PromptPack and a GenAI model",
 }
 PROBE_ITERATIONS = 20
+NOT_LOCAL = {"AzureExecutionProvider"}
 
 
 def probe_models_dir() -> Path:
@@ -64,7 +65,8 @@ class LocalBackend:
     def available_devices(self) -> list[str]:
         import onnxruntime as ort
 
-        return sorted(_device_name(p) for p in ort.get_available_providers())
+        # Azure's provider calls a remote endpoint: it is not a device of this machine.
+        return sorted(_device_name(p) for p in ort.get_available_providers() if p not in NOT_LOCAL)
 
     def check_devices(self, devices: list[str], source: str) -> None:
         known = self.available_devices()
