@@ -1,0 +1,328 @@
+"""Reading evidence bundles safely, verifying them offline, and writing their deterministic zips (SPEC §7).
+
+`open_bundle` never extracts anything to disk. It checks the zip's metadata first (entry count,
+central directory size, names, types, sizes, compression ratios) and only then streams each member
+into memory, 1 MiB at a time, never past the member's declared size. Limits (documented, fixed):
+
+| limit | default | why |
+|---|---|---|
+| entries | 1,000 | a bundle holds ≤ 5 devices × 6 repeats of raw payloads plus a few documents |
+| bytes per entry | 512 MiB | room for a 500 MB model (`--include-model`) |
+| bytes in total | 1 GiB | the whole bundle is read into memory |
+| compression ratio | 200:1 | checked for entries over 1 MiB; JSON compresses ≈ 5-20:1, zeros ≈ 1000:1 |
+| central directory | 1 KiB × entries | parsed only after this check, so a huge directory can't cost time |
+
+`verify_bundle` then checks summary.json (an in-toto Statement) against its DSSE envelope, the
+signer against the trusted keys, and every listed file's sha256; nothing may be missing or extra.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import stat
+import struct
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .dsse import (
+    EVIDENCE_PAYLOAD_TYPE,
+    EVIDENCE_PREDICATE_TYPE,
+    IN_TOTO_STATEMENT_TYPE,
+    TrustedKeys,
+    parse_envelope,
+    parse_utc,
+    verify_envelope,
+)
+from .errors import InvalidInput, VerificationFailed
+
+MIB = 1 << 20
+MAX_ENTRIES = 1000
+MAX_ENTRY_BYTES = 512 * MIB
+MAX_TOTAL_BYTES = 1024 * MIB
+MAX_RATIO = 200
+RATIO_FLOOR_BYTES = MIB
+CENTRAL_DIRECTORY_BYTES_PER_ENTRY = 1024
+SUMMARY = "summary.json"
+ENVELOPE = "summary.dsse.json"
+ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
+ZIP_FILE_MODE = 0o644
+ZIP_COMPRESSLEVEL = 9
+_EOCD = struct.Struct("<4s4H2LH")
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")
+_ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    files: dict[str, bytes]  # every entry, in zip order
+
+
+@dataclass(frozen=True)
+class VerifiedBundle:
+    statement: dict
+    files: dict[str, bytes]  # every file listed in the predicate's `files`
+    key_id: str
+    signed_at: str
+
+
+def unsafe_name_reason(name: str) -> str | None:
+    """Why `name` is not acceptable as a bundle entry name, or None when it is."""
+    if not name:
+        return "has an empty name"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        return "contains a control character"
+    if "\\" in name:
+        return "contains a backslash"
+    if name.startswith("/"):
+        return "is an absolute path"
+    if re.match(r"^[A-Za-z]:", name):
+        return "starts with a drive letter"
+    parts = name[:-1].split("/") if name.endswith("/") else name.split("/")
+    if ".." in parts:
+        return "escapes the bundle (..)"
+    if "" in parts or "." in parts:
+        return "is not a normalized path (empty or . component)"
+    return None
+
+
+def _zip_counts(fp, size: int, where: str) -> tuple[int, int]:
+    """(entries, central directory bytes) from the end records, read before zipfile parses anything."""
+    tail_len = min(size, _EOCD.size + 0xFFFF)
+    fp.seek(size - tail_len)
+    tail = fp.read(tail_len)
+    pos = tail.rfind(b"PK\x05\x06")
+    if pos < 0 or len(tail) - pos < _EOCD.size:
+        fp.seek(0)
+        if fp.read(4) == b"PK\x03\x04":
+            raise VerificationFailed(f"{where}: truncated zip (no end of central directory record)")
+        raise VerificationFailed(f"{where}: not a zip file")
+    _, _, _, _, entries, cd_size, cd_offset, _ = _EOCD.unpack_from(tail, pos)
+    if entries == 0xFFFF or 0xFFFFFFFF in (cd_size, cd_offset):
+        locator = tail[pos - _ZIP64_LOCATOR.size:pos] if pos >= _ZIP64_LOCATOR.size else b""
+        if not locator.startswith(b"PK\x06\x07"):
+            raise VerificationFailed(f"{where}: corrupt zip (missing zip64 end of central directory locator)")
+        fp.seek(_ZIP64_LOCATOR.unpack(locator)[2])
+        record = fp.read(_ZIP64_EOCD.size)
+        if len(record) < _ZIP64_EOCD.size or not record.startswith(b"PK\x06\x06"):
+            raise VerificationFailed(f"{where}: corrupt zip (bad zip64 end of central directory record)")
+        entries, cd_size = _ZIP64_EOCD.unpack(record)[6:8]
+    return entries, cd_size
+
+
+def _entry_problem(info: zipfile.ZipInfo, max_entry_bytes: int, max_ratio: int) -> str | None:
+    reason = unsafe_name_reason(info.filename)
+    if reason:
+        return reason
+    kind = stat.S_IFMT(info.external_attr >> 16)
+    if kind == stat.S_IFLNK:
+        return "is a symlink"
+    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+        return f"is not a regular file (mode {info.external_attr >> 16:06o})"
+    if info.flag_bits & 0x1:
+        return "is encrypted"
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        return f"uses compression method {info.compress_type} (only stored and deflate are accepted)"
+    if info.file_size > max_entry_bytes:
+        return f"expands to {info.file_size:,} bytes, over the limit of {max_entry_bytes:,} bytes per entry"
+    if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+        return "declares a stored size different from its compressed size"
+    if info.file_size > RATIO_FLOOR_BYTES and info.file_size > max_ratio * info.compress_size:
+        ratio = info.file_size // max(info.compress_size, 1)
+        return f"has a compression ratio of {ratio:,}:1, over the limit of {max_ratio}:1"
+    return None
+
+
+def _check_infos(infos: list[zipfile.ZipInfo], where: str, max_entry_bytes: int, max_total_bytes: int,
+                 max_ratio: int) -> None:
+    seen: set[str] = set()
+    total = 0
+    for info in infos:
+        name = info.filename
+        problem = _entry_problem(info, max_entry_bytes, max_ratio)
+        if problem is None and name in seen:
+            problem = "appears more than once"
+        if problem:
+            raise VerificationFailed(f"{where}: entry {name!r} {problem}")
+        seen.add(name)
+        total += info.file_size
+        if total > max_total_bytes:
+            raise VerificationFailed(f"{where}: entries expand to more than {max_total_bytes:,} bytes in "
+                                     f"total (limit reached at entry {name!r})")
+
+
+def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes:
+    """The entry's bytes, streamed 1 MiB at a time and never past its declared size."""
+    chunks, got = [], 0
+    try:
+        with zf.open(info) as member:
+            while chunk := member.read(MIB):
+                got += len(chunk)
+                if got > info.file_size:
+                    raise VerificationFailed(f"{where}: entry {info.filename!r} expands past its declared "
+                                             f"size of {info.file_size:,} bytes")
+                chunks.append(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise VerificationFailed(f"{where}: entry {info.filename!r} is corrupt ({exc})") from None
+    return b"".join(chunks)
+
+
+def open_bundle(path: Path | str, *, max_entries: int = MAX_ENTRIES, max_entry_bytes: int = MAX_ENTRY_BYTES,
+                max_total_bytes: int = MAX_TOTAL_BYTES, max_ratio: int = MAX_RATIO) -> Bundle:
+    """Read a bundle zip into memory after checking it is safe; nothing is written anywhere.
+
+    Returns a Bundle with every entry's bytes. Raises InvalidInput when `path` is not a readable file,
+    and VerificationFailed, naming the zip and the entry, for: not a zip, truncated or corrupt zip,
+    too many entries, an oversized central directory, unsafe names (`..`, absolute, backslash, drive
+    letter), symlinks and other non-regular entries, encrypted entries, unknown compression, duplicate
+    names, an entry over the size cap (declared, or while streaming), a ratio over the cap, a total over the cap.
+    """
+    path = Path(path)
+    where = str(path)
+    if not path.is_file():
+        raise InvalidInput(f"{where}: {'is a directory, not a bundle file' if path.is_dir() else 'no such file'}")
+    try:
+        with open(path, "rb") as fp:
+            entries, cd_size = _zip_counts(fp, os.fstat(fp.fileno()).st_size, where)
+            if entries > max_entries:
+                raise VerificationFailed(f"{where}: has {entries:,} entries, over the limit of {max_entries:,}")
+            if cd_size > max_entries * CENTRAL_DIRECTORY_BYTES_PER_ENTRY:
+                raise VerificationFailed(f"{where}: central directory is {cd_size:,} bytes, over the limit of "
+                                         f"{max_entries * CENTRAL_DIRECTORY_BYTES_PER_ENTRY:,}")
+            fp.seek(0)
+            try:
+                zf = zipfile.ZipFile(fp)
+            except (zipfile.BadZipFile, EOFError) as exc:
+                raise VerificationFailed(f"{where}: corrupt zip ({exc})") from None
+            with zf:
+                infos = zf.infolist()
+                if len(infos) > max_entries:
+                    raise VerificationFailed(f"{where}: has {len(infos):,} entries, over the limit of "
+                                             f"{max_entries:,}")
+                _check_infos(infos, where, max_entry_bytes, max_total_bytes, max_ratio)
+                return Bundle(path=path, files={i.filename: _read_entry(zf, i, where) for i in infos})
+    except OSError as exc:
+        raise InvalidInput(f"{where}: cannot read ({exc.strerror or exc})") from None
+
+
+def _load_json(data: bytes, name: str):
+    def no_duplicates(pairs):
+        keys = [k for k, _ in pairs]
+        dup = next((k for k in keys if keys.count(k) > 1), None)
+        if dup is not None:
+            raise ValueError(f"duplicate key {dup!r}")
+        return dict(pairs)
+
+    def no_constants(token):
+        raise ValueError(f"{token} is not JSON")
+
+    try:
+        return json.loads(data.decode("utf-8"), object_pairs_hook=no_duplicates, parse_constant=no_constants)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise VerificationFailed(f"{name}: not valid UTF-8 JSON ({exc})") from None
+
+
+def _check_statement(statement, predicate_type: str) -> tuple[dict, dict[str, str]]:
+    """Check the Statement's shape; return (predicate, files map)."""
+    def bad(text: str):
+        return VerificationFailed(f"{SUMMARY}: {text}")
+
+    if statement.get("_type") != IN_TOTO_STATEMENT_TYPE:
+        raise bad(f"_type is {statement.get('_type')!r}, expected {IN_TOTO_STATEMENT_TYPE}")
+    if statement.get("predicateType") != predicate_type:
+        raise bad(f"predicateType is {statement.get('predicateType')!r}, expected {predicate_type}")
+    subject = statement.get("subject")
+    if not isinstance(subject, list) or not subject or not all(
+            isinstance(s, dict) and isinstance(s.get("name"), str) and isinstance(s.get("digest"), dict)
+            and re.fullmatch(r"[0-9a-f]{64}", str(s["digest"].get("sha256"))) for s in subject):
+        raise bad("subject must be a non-empty list of {name, digest: {sha256: <64 hex>}}")
+    files = statement["predicate"].get("files")
+    if not isinstance(files, dict):
+        raise bad("predicate.files is missing or not an object")
+    for name, digest in files.items():
+        if name in (SUMMARY, ENVELOPE) or unsafe_name_reason(name):
+            raise bad(f"predicate.files lists {name!r}, which cannot be a bundle file")
+        if not isinstance(digest, str) or not _DIGEST.match(digest):
+            raise bad(f"predicate.files[{name!r}] is not 'sha256:<64 lowercase hex>'")
+    return statement["predicate"], files
+
+
+def verify_bundle(bundle: Bundle, trusted_keys: TrustedKeys, *,
+                  expected_payload_type: str = EVIDENCE_PAYLOAD_TYPE,
+                  expected_predicate_type: str = EVIDENCE_PREDICATE_TYPE) -> VerifiedBundle:
+    """Verify an opened bundle offline; return the VerifiedBundle (statement, listed files, signer).
+
+    Checks, in order: summary.json and summary.dsse.json present; the envelope's payload is
+    summary.json's exact bytes; the signature (dsse.verify_envelope, signing time = the predicate's
+    created_at); the Statement's _type, predicateType and subject; every file in predicate.files
+    present with its sha256; no other files. Raises VerificationFailed naming the file at fault.
+    """
+    for name in (SUMMARY, ENVELOPE):
+        if name not in bundle.files:
+            raise VerificationFailed(f"{name}: missing from the bundle")
+    envelope = _load_json(bundle.files[ENVELOPE], ENVELOPE)
+    try:
+        _, payload, _ = parse_envelope(envelope)
+    except VerificationFailed as exc:
+        raise VerificationFailed(f"{ENVELOPE}: {exc.message}") from None
+    if payload != bundle.files[SUMMARY]:
+        raise VerificationFailed(f"{SUMMARY}: bytes differ from the payload signed in {ENVELOPE}")
+    statement = _load_json(payload, SUMMARY)
+    if not isinstance(statement, dict):
+        raise VerificationFailed(f"{SUMMARY}: not a JSON object (expected an in-toto Statement)")
+    predicate = statement.get("predicate")
+    signed_at = predicate.get("created_at") if isinstance(predicate, dict) else None
+    try:
+        when = parse_utc(signed_at, what="predicate.created_at (the signing time)")
+    except InvalidInput as exc:
+        raise VerificationFailed(f"{SUMMARY}: {exc.message}") from None
+    _, key_id = verify_envelope(envelope, trusted_keys, expected_payload_type=expected_payload_type,
+                                signed_at=when, where=ENVELOPE)
+    _, listed = _check_statement(statement, expected_predicate_type)
+    for name in sorted(listed):
+        if name not in bundle.files:
+            raise VerificationFailed(f"{name}: listed in {SUMMARY} but missing from the bundle")
+        actual = "sha256:" + hashlib.sha256(bundle.files[name]).hexdigest()
+        if actual != listed[name]:
+            raise VerificationFailed(f"{name}: content is {actual}, {SUMMARY} lists {listed[name]} "
+                                     "(modified after signing)")
+    extra = sorted(set(bundle.files) - set(listed) - {SUMMARY, ENVELOPE})
+    if extra:
+        raise VerificationFailed(f"{extra[0]}: not listed in {SUMMARY} (extra file)")
+    return VerifiedBundle(statement=statement, files={n: bundle.files[n] for n in sorted(listed)},
+                          key_id=key_id, signed_at=signed_at)
+
+
+def write_deterministic_zip(path: Path | str, files: dict[str, bytes]) -> None:
+    """Write `files` as a zip whose bytes depend only on `files`: entries sorted by name, each dated
+    1980-01-01 00:00:00, mode 0644 (create_system 3, Unix), deflated at level 9, no comment.
+
+    The same input gives byte-identical output with the same zlib. The file appears atomically
+    (temp file in the same directory, then rename). Raises InvalidInput for an unsafe entry name.
+    """
+    for name in files:
+        reason = unsafe_name_reason(name)
+        if reason:
+            raise InvalidInput(f"bundle entry {name!r} {reason}")
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fp, zipfile.ZipFile(fp, "w") as zf:
+            for name in sorted(files):
+                info = zipfile.ZipInfo(name, date_time=ZIP_DATE_TIME)
+                info.create_system = 3
+                info.external_attr = (stat.S_IFREG | ZIP_FILE_MODE) << 16
+                zf.writestr(info, files[name], compress_type=zipfile.ZIP_DEFLATED,
+                            compresslevel=ZIP_COMPRESSLEVEL)
+        os.chmod(tmp, ZIP_FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,103 @@
+"""`edgegate keys`: Ed25519 signing keys for evidence bundles (generate, list, export, revoke, rotate)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Manage the Ed25519 keys that sign evidence bundles.")
+
+JSON_OPTION = typer.Option(False, "--json", help="Print the result as JSON.")
+
+
+def _key_line(verb: str, key) -> str:
+    return f"{verb} {key.key_id}, now the active key"
+
+
+@app.command()
+def generate(json_: bool = JSON_OPTION) -> None:
+    """Create a new signing key; it becomes the active key. The seed goes to <home>/keys/<key_id>.key (0600)."""
+    from .. import output
+    from ..signing import generate_key
+    from ..workspace import open_workspace
+
+    output.set_json(json_)
+    key = generate_key(open_workspace())
+    output.emit(key, lambda k: (output.line(_key_line("Generated signing key", k)),
+                                output.line(f"Private key file: {k.private_key_file} (mode 0600)")))
+
+
+@app.command("list")
+def list_(json_: bool = JSON_OPTION) -> None:
+    """List the keys this home knows and which one signs now."""
+    from .. import output
+    from ..signing import list_keys
+    from ..workspace import open_workspace
+
+    output.set_json(json_)
+    output.emit(list_keys(open_workspace()), _show_list)
+
+
+def _show_list(result) -> None:
+    from .. import output
+
+    if not result.keys:
+        output.line("No signing keys. Run `edgegate keys generate`, or set EDGEGATE_SIGNING_KEY.")
+        return
+    output.table(None, ["key id", "status", "created", "revoked", "seed"], [
+        (k.key_id, "active" if k.key_id == result.active else "revoked" if k.revoked_at else "",
+         _minute(k.created_at), _minute(k.revoked_at), "env" if k.source == "env" else
+         "file" if k.private_key_file else "none") for k in result.keys])
+
+
+def _minute(stamp: str | None) -> str:
+    return f"{stamp[:10]} {stamp[11:16]}Z" if stamp else ""
+
+
+@app.command()
+def export(
+    key_id: str = typer.Argument(..., help="The key id, e.g. eg-0123456789abcdef."),
+    fmt: str = typer.Option("pem", "--format", help="pem (SubjectPublicKeyInfo, the default) or base64 "
+                            "(the raw 32-byte key)."),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Print a public key, for `edgegate verify --key` or any Ed25519 tool."""
+    from .. import output
+    from ..signing import export_public_key
+    from ..workspace import open_workspace
+
+    output.set_json(json_)
+    text = export_public_key(open_workspace(), key_id, fmt)
+    output.emit({"key_id": key_id, "format": fmt, "public_key": text},
+                lambda r: output.line(r["public_key"].rstrip("\n")))
+
+
+@app.command()
+def revoke(
+    key_id: str = typer.Argument(..., help="The key id to revoke."),
+    at: str = typer.Option(None, "--at", metavar="TIME", help="Revocation time, ISO-8601 with a zone "
+                           "(default: now). Signatures made at or after it stop verifying."),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Revoke a key from a time on; bundles it signed before that time still verify."""
+    from .. import output
+    from ..signing import revoke_key
+    from ..workspace import open_workspace
+
+    output.set_json(json_)
+    key = revoke_key(open_workspace(), key_id, at)
+    output.emit(key, lambda k: output.line(f"Revoked {k.key_id} as of {k.revoked_at}"))
+
+
+@app.command()
+def rotate(json_: bool = JSON_OPTION) -> None:
+    """Generate a new key and revoke the previously active key file's key as of now."""
+    from .. import output
+    from ..signing import rotate_key
+    from ..workspace import open_workspace
+
+    output.set_json(json_)
+    result = rotate_key(open_workspace())
+    output.emit(result, lambda r: (
+        output.line(_key_line("New signing key", r.new_key)),
+        output.line(f"Revoked {r.revoked_key.key_id} as of {r.revoked_key.revoked_at}" if r.revoked_key
+                    else "No previous key to revoke")))
