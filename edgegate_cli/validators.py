@@ -92,7 +92,7 @@ def _list_files(p: Path) -> list[str]:
     """Every file under a directory (sorted, relative), or the file's own name."""
     if not p.is_dir():
         return [p.name]
-    return sorted(str(f.relative_to(p)) for f in p.rglob("*") if not f.is_dir())
+    return sorted(f.relative_to(p).as_posix() for f in p.rglob("*") if not f.is_dir())
 
 
 def _check_torchscript(p: Path) -> None:
