@@ -37,6 +37,7 @@ app = typer.Typer(
     help="Decide, with evidence, whether an edge AI model is fit to ship to Snapdragon devices.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
