@@ -54,6 +54,9 @@ def reduce_values(values: list, source: dict) -> float | None:
     """One number from the matched values under `source.reduce`, scaled; None if nothing usable."""
     how = source["reduce"]
     scale = float(source.get("scale", 1.0))
+    if how == "case_median_mean":  # within one repeat: the mean score over its cases
+        scores = [float(v["score"]) for v in values if isinstance(v, dict) and isinstance(v.get("score"), int | float)]
+        return sum(scores) / len(scores) if scores else None
     if how == "fraction_equal":
         if not values:
             return None
@@ -135,40 +138,56 @@ def compute_metrics(payloads: list[dict], mapping: dict, *,
         unit = entry["unit"]
         if not entry.get("available"):
             out[name] = MetricValue(metric=name, unit=unit, available=False, reason=entry.get("reason"))
-            continue
-        if entry.get("requires") and entry["requires"] not in provided:
+        elif entry.get("requires") and entry["requires"] not in provided:
             out[name] = MetricValue(metric=name, unit=unit, available=False,
                                     reason=f"needs {entry['requires']} in the pipeline's model section")
-            continue
-        if "source" not in entry:
-            continue
-        source = entry["source"]
-        if name in POOLED:
-            pooled = [v for p in payloads for v in find_values(p, source["path"])]
-            nums = _numbers(pooled)
-            if len(nums) < P90_MIN_SAMPLES:
-                out[name] = MetricValue(metric=name, unit=unit, available=False, samples=len(nums),
-                                        reason=f"{len(nums)} samples; needs at least {P90_MIN_SAMPLES}")
-            else:
-                out[name] = MetricValue(metric=name, unit=unit, available=True, repeats=len(payloads),
-                                        value=reduce_values(nums, source), samples=len(nums))
-            continue
-        per_repeat, samples = [], 0
-        for p in payloads:
-            values = find_values(p, source["path"])
-            v = reduce_values(values, source)
-            if v is not None:
-                per_repeat.append(v)
-                samples += max(1, len(values))
-        if not per_repeat:
-            out[name] = MetricValue(metric=name, unit=unit, available=False,
-                                    reason=f"{source['path']} missing from this run's payloads")
-        else:
-            out[name] = _stats(name, unit, per_repeat, samples)
+        elif "source" in entry:
+            out[name] = _from_source(name, unit, entry["source"], payloads)
     for name, entry in mapping["metrics"].items():
         if entry.get("available") and "derive" in entry:
             out[name] = _derived(name, entry, out)
     return dict(sorted(out.items()))
+
+
+def _from_source(name: str, unit: str, source: dict, payloads: list[dict]) -> MetricValue:
+    if source["reduce"] == "case_median_mean":
+        return _case_median_mean(name, unit, payloads, source)
+    if name in POOLED:
+        nums = _numbers(v for p in payloads for v in find_values(p, source["path"]))
+        if len(nums) < P90_MIN_SAMPLES:
+            return MetricValue(metric=name, unit=unit, available=False, samples=len(nums),
+                               reason=f"{len(nums)} samples; needs at least {P90_MIN_SAMPLES}")
+        return MetricValue(metric=name, unit=unit, available=True, repeats=len(payloads),
+                           value=reduce_values(nums, source), samples=len(nums))
+    per_repeat, samples = [], 0
+    for p in payloads:
+        values = find_values(p, source["path"])
+        v = reduce_values(values, source)
+        if v is not None:
+            per_repeat.append(v)
+            samples += max(1, len(values))
+    if not per_repeat:
+        return MetricValue(metric=name, unit=unit, available=False,
+                           reason=f"{source['path']} missing from this run's payloads")
+    return _stats(name, unit, per_repeat, samples)
+
+
+def _case_median_mean(name: str, unit: str, payloads: list[dict], source: dict) -> MetricValue:
+    """SPEC §6 step 4: per case the median score over repeats, then the mean over cases."""
+    by_case: dict[str, list[float]] = {}
+    per_repeat = []
+    for p in payloads:
+        cases = [c for c in find_values(p, source["path"]) if isinstance(c, dict) and "case_id" in c]
+        for c in cases:
+            by_case.setdefault(str(c["case_id"]), []).append(float(c.get("score") or 0.0))
+        if cases:
+            per_repeat.append(reduce_values(cases, source))
+    if not by_case:
+        return MetricValue(metric=name, unit=unit, available=False,
+                           reason=f"{source['path']} missing from this run's payloads")
+    value = statistics.fmean(statistics.median(v) for v in by_case.values())
+    return MetricValue(metric=name, unit=unit, available=True, value=value, per_repeat=per_repeat,
+                       cv=None, repeats=len(per_repeat), samples=sum(len(v) for v in by_case.values()))
 
 
 def _derived(name: str, entry: dict, computed: dict[str, MetricValue]) -> MetricValue:

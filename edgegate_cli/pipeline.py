@@ -113,9 +113,12 @@ def load_pipeline(path: Path | str, *, model_override: str | None = None) -> Pip
     for key in ("path", "dataset", "reference_outputs"):
         if model.get(key):
             model[key] = str((base / model[key]).resolve())
-    if not model.get("path") and not doc.get("promptpack"):
+    pack = dict(doc["promptpack"]) if doc.get("promptpack") else None
+    if pack and pack.get("path"):
+        pack["path"] = str((base / pack["path"]).resolve())
+    if not model.get("path"):
         raise InvalidInput(f"{source}: $.model.path: no model given; add model.path to the pipeline "
                            "or pass --model PATH", path=source)
     canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    return Pipeline(**{**doc, "model": model or None}, source=source,
+    return Pipeline(**{**doc, "model": model or None, "promptpack": pack}, source=source,
                     sha256=hashlib.sha256(canonical).hexdigest())

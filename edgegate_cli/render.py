@@ -10,6 +10,12 @@ from . import output
 STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "skipped": "SKIP", "error": "ERROR"}
 
 
+def unit_of(item: dict) -> str:
+    """The unit to print after a value ("1" is the dimensionless unit: print nothing)."""
+    unit = item.get("unit", "")
+    return "" if unit == "1" else unit
+
+
 def fmt(value, digits: int = 4) -> str:
     if value is None:
         return "—"
@@ -22,7 +28,7 @@ def gate_table(gates: list[dict], title: str = "Gates") -> None:
     rows = []
     for g in gates:
         mark = STATUS_MARK[g["status"]] + ("" if g["required"] else " (opt)")
-        value = f"{fmt(g.get('value'))} {g.get('unit', '')}".strip() if g.get("value") is not None else "—"
+        value = f"{fmt(g.get('value'))} {unit_of(g)}".strip() if g.get("value") is not None else "—"
         note = "" if g["status"] == "pass" else g["reason"]
         rows.append((mark, g["device"], g["gate"], value, note))
     output.table(title, ["result", "device", "gate", "value", "note"], rows)
@@ -54,8 +60,8 @@ def run_outcome(run: dict) -> None:
     gate_table(run["gates"])
     for g in run["gates"]:
         if g["status"] == "fail" and g["required"]:
-            output.line(f"Gate failed: {g['gate']} on {g['device']}: value {fmt(g.get('value'))} {g.get('unit', '')}, "
-                        f"threshold {g['op']} {g['threshold']:g}")
+            output.line(f"Gate failed: {g['gate']} on {g['device']}: value {fmt(g.get('value'))} {unit_of(g)}, "
+                        f"threshold {g['op']} {g['threshold']:g}".replace(" ,", ","))
     verdict_line(run)
 
 

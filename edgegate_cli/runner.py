@@ -87,8 +87,9 @@ def _prepare_inputs(pipeline: Pipeline, info, tmp: Path) -> tuple[str, str]:
                                       path, pipeline.source)
 
 
-def check_inputs(pipeline: Pipeline):
-    """Validate everything a run needs that requires no state; return the validated model info."""
+def check_inputs(pipeline: Pipeline, ws: Workspace):
+    """Validate everything a run needs before it exists; return (backend, model info, PromptPack or None)."""
+    from .errors import InvalidInput
     from .validators import validate_model
 
     backend = get_backend(pipeline.backend)
@@ -98,10 +99,30 @@ def check_inputs(pipeline: Pipeline):
     for key in ("dataset", "reference_outputs"):
         value = getattr(pipeline.model, key)
         if value and not Path(value).is_file():
-            from .errors import InvalidInput
-
             raise InvalidInput(f"{pipeline.source}: $.model.{key}: {value}: no such file")
-    return backend, info
+    return backend, info, _resolve_pack(ws, pipeline, info)
+
+
+def _resolve_pack(ws: Workspace, pipeline: Pipeline, info):
+    """The PromptPack a GenAI pipeline names; `promptpack.path` adds it first (immutably) if needed."""
+    from .errors import InvalidInput
+    from .promptpacks import add_pack, resolve_pipeline_pack
+
+    ref = pipeline.promptpack
+    if info.form == "genai" and not ref:
+        raise InvalidInput(f"{pipeline.source}: $.promptpack: a GenAI model is gated on a PromptPack; add "
+                           "promptpack: {id, version} (see `edgegate pack add`)", path=pipeline.source)
+    if not ref:
+        return None
+    if info.form != "genai":
+        raise InvalidInput(f"{pipeline.source}: $.promptpack: {info.form} models take no PromptPack; only GenAI "
+                           "folders (onnxruntime-genai, with genai_config.json) do", path=pipeline.source)
+    if ref.get("path"):
+        added = add_pack(ws, ref["path"])
+        if (added.pack_id, added.version) != (ref["id"], ref["version"]):
+            raise InvalidInput(f"{pipeline.source}: $.promptpack.path: {ref['path']} holds "
+                               f"{added.pack_id}@{added.version}, not {ref['id']}@{ref['version']}")
+    return resolve_pipeline_pack(ws, ref["id"], ref["version"], pipeline.source)
 
 
 def execute_run(ws: Workspace, pipeline: Pipeline, progress: Progress, *, wait: bool = False) -> RunOutcome:
@@ -112,7 +133,7 @@ def execute_run(ws: Workspace, pipeline: Pipeline, progress: Progress, *, wait: 
     A flaky or missing metric found at evaluation is returned as verdict `error`, not raised.
     """
     started = time.monotonic()
-    backend, info = check_inputs(pipeline)
+    backend, info, pack = check_inputs(pipeline, ws)
     run_id = create_run(ws.db, pipeline=pipeline.name, pipeline_path=pipeline.source,
                         pipeline_sha256=pipeline.sha256, backend=pipeline.backend, devices=pipeline.devices,
                         policy=pipeline.run_policy.model_dump(), gates=[g.model_dump() for g in pipeline.gates],
@@ -120,7 +141,7 @@ def execute_run(ws: Workspace, pipeline: Pipeline, progress: Progress, *, wait: 
     progress(f"run {run_id} started")
     try:
         with Heartbeat(str(ws.home.db_path), run_id), tempfile.TemporaryDirectory(prefix="edgegate-run-") as tmp:
-            return _execute(ws, pipeline, backend, info, run_id, Path(tmp), progress, started)
+            return _execute(ws, pipeline, backend, info, pack, run_id, Path(tmp), progress, started)
     except EdgeGateError as err:
         transition(ws.db, run_id, "error", err.code, {"error_code": err.code, "error_detail": err.message,
                                                       "verdict": "error"})
@@ -147,14 +168,26 @@ def _ensure_mapping(ws: Workspace, pipeline: Pipeline, progress: Progress) -> tu
     return found[0], found[1], caps[1]
 
 
-def _execute(ws, pipeline, backend, info, run_id, tmp, progress, started) -> RunOutcome:
+def _inputs(ws: Workspace, pipeline: Pipeline, info, pack, tmp: Path) -> tuple[str | None, dict]:
+    """What the model is fed: an .npz (stored in the CAS), or for GenAI the PromptPack."""
+    from .cas import untag
+
+    if pack is not None:
+        return None, {"source": f"promptpack {pack.pack_id}@{pack.version}", "sha256": untag(pack.sha256)}
+    inputs_path, inputs_desc = _prepare_inputs(pipeline, info, tmp)
+    return inputs_path, {"source": inputs_desc, "sha256": store_file(ws.db, ws.cas, inputs_path, "inputs",
+                                                                     "inputs.npz")}
+
+
+def _execute(ws, pipeline, backend, info, pack, run_id, tmp, progress, started) -> RunOutcome:
+    from .promptpacks import effective_cases
+
     transition(ws.db, run_id, "preparing")
     mapping, mapping_sha, caps_sha = _ensure_mapping(ws, pipeline, progress)
     _preflight(pipeline, mapping, pipeline.backend)
     model_sha, model_desc = _ingest_model(ws, info)
-    inputs_path, inputs_desc = _prepare_inputs(pipeline, info, tmp)
-    inputs_sha = store_file(ws.db, ws.cas, inputs_path, "inputs", "inputs.npz")
-    inputs = {"source": inputs_desc, "sha256": inputs_sha}
+    inputs_path, inputs = _inputs(ws, pipeline, info, pack, tmp)
+    inputs_sha = inputs["sha256"]
     for digest in {model_sha, inputs_sha, mapping_sha, caps_sha, *model_desc["files"].values()}:
         add_ref(ws.db, digest, "run", run_id)
     transition(ws.db, run_id, "submitting", fields={
@@ -167,10 +200,14 @@ def _execute(ws, pipeline, backend, info, run_id, tmp, progress, started) -> Run
     raw = []
     for device in pipeline.devices:
         raw.extend(backend.measure(MeasureRequest(
-            run_id=run_id, device=device, model_path=info.onnx_path or info.path, model_form=info.form,
+            run_id=run_id, device=device, model_form=info.form,
+            model_path=info.path if info.form == "genai" else (info.onnx_path or info.path),
             inputs_path=inputs_path, reference_outputs=pipeline.model.reference_outputs,
             iterations=policy.iterations, warmup=policy.warmup, repeats=policy.repeats, threads=policy.threads,
-            deadline=deadline), progress))
+            deadline=deadline, context_length=info.context_length,
+            cases=effective_cases(pack.document) if pack else None,
+            promptpack={"id": pack.pack_id, "version": pack.version, "sha256": pack.sha256} if pack else None),
+            progress))
     transition(ws.db, run_id, "collecting")
     with ws.db.atomic():
         for p in raw:

@@ -17,9 +17,9 @@ from .errors import InvalidInput, LimitExceeded
 MAX_MODEL_BYTES = 500 * 1024 * 1024  # SPEC §3: model ≤ 500 MB, the sum of its files
 ACCEPTED_FORMS = ("a .onnx file, a directory with one .onnx and one .data (ONNX external weights), "
                   "a *.aimet directory (one .onnx + one .encodings), a TorchScript .pt/.pth, "
-                  "or a .tflite file")
+                  "a .tflite file, or an onnxruntime-genai folder (with genai_config.json)")
 
-Form = Literal["onnx", "onnx_external", "aimet", "torchscript", "tflite"]
+Form = Literal["onnx", "onnx_external", "aimet", "torchscript", "tflite", "genai"]
 
 
 class TensorSpec(BaseModel):
@@ -37,6 +37,7 @@ class ModelInfo(BaseModel):
     opset: int | None = None
     inputs: list[TensorSpec] = []
     outputs: list[TensorSpec] = []
+    context_length: int | None = None  # GenAI folders: the model's maximum sequence length
 
 
 def validate_model(path: Path | str, input_specs: dict | None = None, *,
@@ -62,6 +63,10 @@ def validate_model(path: Path | str, input_specs: dict | None = None, *,
         from .onnx_checks import check_onnx_form
 
         return check_onnx_form(info, input_specs)
+    if form == "genai":
+        from .genai_checks import check_genai_folder
+
+        return check_genai_folder(info)
     if form == "torchscript":
         _check_torchscript(p)
     else:
@@ -75,6 +80,8 @@ def _mb(n: int) -> str:
 
 def _detect_form(p: Path) -> Form:
     if p.is_dir():
+        if (p / "genai_config.json").is_file():
+            return "genai"
         if p.name.endswith(".aimet"):
             return "aimet"
         if any(c.suffix == ".onnx" for c in p.iterdir()):

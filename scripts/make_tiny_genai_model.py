@@ -1,4 +1,4 @@
-"""Generate the tiny GenAI test model in ``examples/genai/model/`` from nothing downloaded.
+"""Generate the tiny GenAI test model in ``probe_models/genai_tiny/`` from nothing downloaded.
 
 What it makes: an onnxruntime-genai model folder (``genai_config.json``, ``model.onnx`` (+ ``.data``),
 ``tokenizer.json``, ``tokenizer_config.json``) holding a ~0.2M-parameter Llama-architecture decoder
@@ -28,7 +28,7 @@ Install (a throwaway venv; the project venv is not touched and does not need the
 
 Run from the repository root (about a minute on 2 cores):
 
-    /tmp/genaienv/bin/python scripts/make_tiny_genai_model.py            # writes examples/genai/model/
+    /tmp/genaienv/bin/python scripts/make_tiny_genai_model.py            # writes probe_models/genai_tiny/
     /tmp/genaienv/bin/python scripts/make_tiny_genai_model.py --out DIR  # somewhere else
 
 Re-runnable: the output folder is replaced. Seeds are fixed and torch runs single-threaded, so a re-run
@@ -48,7 +48,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "scripts" / "genai_corpus.txt"
-DEFAULT_OUT = REPO / "examples" / "genai" / "model"
+DEFAULT_OUT = REPO / "probe_models" / "genai_tiny"
 
 SEED = 1234
 EOT = "<|endoftext|>"

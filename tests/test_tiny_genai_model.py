@@ -1,4 +1,4 @@
-"""The committed tiny GenAI model (examples/genai/model) loads and decodes greedily and deterministically.
+"""The committed tiny GenAI model (probe_models/genai_tiny) loads and decodes greedily and deterministically.
 
 Made by scripts/make_tiny_genai_model.py; these tests need only the project venv.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 import onnxruntime_genai as og
 import pytest
 
-MODEL_DIR = Path(__file__).resolve().parent.parent / "examples" / "genai" / "model"
+MODEL_DIR = Path(__file__).resolve().parent.parent / "probe_models" / "genai_tiny"
 MAX_BYTES = 5 * 1024 * 1024
 EOS_ID = 0
 

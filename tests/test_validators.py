@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parent.parent
 PROBE = REPO / "probe_models"
 QUICKSTART = REPO / "examples" / "quickstart" / "model.onnx"
 ACCEPTED = ("accepted: a .onnx file, a directory with one .onnx and one .data (ONNX external weights), "
-            "a *.aimet directory (one .onnx + one .encodings), a TorchScript .pt/.pth, or a .tflite file")
+            "a *.aimet directory (one .onnx + one .encodings), a TorchScript .pt/.pth, "
+            "a .tflite file, or an onnxruntime-genai folder (with genai_config.json)")
 
 
 def tiny_onnx(batch: int | str = 1, *, output_shape: bool = True) -> onnx.ModelProto:
@@ -363,3 +364,27 @@ def test_sparse_501_mb_model_refused(tmp_path):
     assert MAX_MODEL_BYTES == 524288000
     assert info.value.message == (f"{p}: model is 501.0 MB (525336576 bytes), over the limit of 500.0 MB "
                                   "(524288000 bytes)")
+
+
+GENAI = Path(__file__).resolve().parent.parent / "probe_models" / "genai_tiny"
+
+
+def test_genai_folder_is_accepted_by_its_config():
+    info = validate_model(GENAI)
+    assert (info.form, info.context_length) == ("genai", 512)
+    assert info.onnx_path == str((GENAI / "model.onnx").resolve())
+
+
+def test_genai_folder_rejections(tmp_path):
+    import shutil
+
+    folder = tmp_path / "m"
+    shutil.copytree(GENAI, folder)
+    cfg = folder / "genai_config.json"
+    (folder / "model.onnx").unlink()
+    assert rejected(folder) == f"{cfg}: $.model.decoder.filename: model.onnx is missing from {folder}"
+    text = cfg.read_text()
+    cfg.write_text(text.replace('"filename": "model.onnx"', '"filename": "../escape.onnx"'))
+    assert rejected(folder) == f"{cfg}: $.model.decoder.filename: '../escape.onnx' leaves the model folder"
+    cfg.write_text("{not json")
+    assert rejected(folder) == f"{cfg}: line 1: malformed JSON: Expecting property name enclosed in double quotes"

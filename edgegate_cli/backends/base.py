@@ -17,8 +17,11 @@ class MeasureRequest(BaseModel):
     device: str
     model_path: str  # the file or directory the backend runs
     model_form: str
-    inputs_path: str  # .npz keyed by input name
+    inputs_path: str | None = None  # .npz keyed by input name (not for GenAI models)
     reference_outputs: str | None = None
+    cases: list[dict] | None = None  # GenAI: the PromptPack's cases, defaults applied
+    promptpack: dict | None = None  # GenAI: {id, version, sha256}
+    context_length: int | None = None
     iterations: int
     warmup: int
     repeats: int

@@ -12,11 +12,9 @@ import time
 from pathlib import Path
 
 from ..errors import DeviceJobFailed, InvalidInput, RunTimeout
-from ..state import utcnow
 from .base import MeasureRequest, ProbeOutcome, Progress, RawPayload
-from .local_worker import PAYLOAD_FORMAT
 
-RUNNABLE_FORMS = ("onnx", "onnx_external", "aimet")
+RUNNABLE_FORMS = ("onnx", "onnx_external", "aimet", "genai")
 
 # Where each canonical metric lives in an edgegate.local.v1 payload. `probe` checks every
 # candidate against real payloads before it enters the mapping.
@@ -31,15 +29,22 @@ CANDIDATES = {
                       "requires": "reference_outputs"},
     "output_max_abs_err": {"source": {"path": "$.outputs.max_abs_err", "reduce": "value"},
                            "requires": "reference_outputs"},
+    # GenAI payloads (edgegate.local.genai.v1): per repeat, the median over the pack's cases.
+    "ttft_ms": {"source": {"path": "$.cases[*].ttft_ms", "reduce": "median"}},
+    "tps": {"source": {"path": "$.cases[*].tps", "reduce": "median"}},
+    "prompt_tps": {"source": {"path": "$.cases[*].prompt_tps", "reduce": "median"}},
+    "correctness": {"source": {"path": "$.cases[*]", "reduce": "case_median_mean"}},
 }
 UNAVAILABLE = {
     "npu_layer_fraction": "ONNX Runtime on this machine reports no per-layer compute units",
-    "ttft_ms": "token metrics need a GenAI model folder (onnxruntime-genai); this probe ran none",
-    "tps": "token metrics need a GenAI model folder (onnxruntime-genai); this probe ran none",
-    "prompt_tps": "token metrics need a GenAI model folder (onnxruntime-genai); this probe ran none",
-    "correctness": "correctness needs a PromptPack and a GenAI model",
 }
-PROBE_ITERATIONS = 20
+# Two tiny cases the GenAI probe runs on probe_models/genai_tiny (a model trained to answer them).
+GENAI_PROBE_CASES = [
+    {"case_id": "capital", "prompt": "Q: What is the capital of France? A:", "max_new_tokens": 8,
+     "expected": {"type": "contains", "values": ["Paris"]}},
+    {"case_id": "times", "prompt": "Q: What is 6 times 7? A:", "max_new_tokens": 8,
+     "expected": {"type": "numeric", "value": 42, "tolerance": 0}},
+]
 NOT_LOCAL = {"AzureExecutionProvider"}
 
 
@@ -83,22 +88,7 @@ class LocalBackend:
                                f"a {form} model needs backend: qaihub")
 
     def _run_worker(self, request: dict, timeout: float) -> dict:
-        with tempfile.TemporaryDirectory(prefix="edgegate-worker-") as tmp:
-            req_path = Path(tmp) / "request.json"
-            req_path.write_text(json.dumps(request), encoding="utf-8")
-            env = {**os.environ, "OMP_NUM_THREADS": str(request.get("threads", 1))}
-            try:
-                proc = subprocess.run([sys.executable, "-m", "edgegate_cli.backends.local_worker", str(req_path)],
-                                      capture_output=True, text=True, timeout=max(timeout, 0.001), env=env)
-            except subprocess.TimeoutExpired:
-                raise RunTimeout(f"{request['device']}: repeat {request['repeat_index']} did not finish "
-                                 "before the run timeout",
-                                 hint="raise run_policy.timeout_s or lower iterations") from None
-        if proc.returncode != 0:
-            lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-            reason = lines[-1] if lines else f"exit status {proc.returncode}"
-            raise DeviceJobFailed(f"{request['device']}: repeat {request['repeat_index']} failed: {reason}")
-        return json.loads(proc.stdout)
+        return run_worker(WORKERS[request.get("kind", "onnx")], request, timeout)
 
     def measure(self, req: MeasureRequest, progress: Progress) -> list[RawPayload]:
         payloads = []
@@ -106,60 +96,44 @@ class LocalBackend:
             warmup = index < req.warmup
             progress(f"{req.device}: {'warmup' if warmup else 'repeat'} {index if not warmup else 1}"
                      f"{'' if warmup else f'/{req.repeats}'}")
-            data = self._run_worker({
-                "model": req.model_path, "inputs": req.inputs_path, "iterations": req.iterations,
-                "threads": req.threads, "device": req.device, "repeat_index": index, "warmup": warmup,
-                "providers": [provider_for(req.device)], "reference_outputs": req.reference_outputs,
-            }, req.deadline - time.monotonic())
+            request = {"device": req.device, "repeat_index": index, "warmup": warmup, "threads": req.threads}
+            if req.model_form == "genai":
+                request.update(kind="genai", model=req.model_path, cases=req.cases, promptpack=req.promptpack,
+                               context_length=req.context_length)
+            else:
+                request.update(model=req.model_path, inputs=req.inputs_path, iterations=req.iterations,
+                               providers=[provider_for(req.device)], reference_outputs=req.reference_outputs)
+            data = self._run_worker(request, req.deadline - time.monotonic())
             payloads.append(RawPayload(device=req.device, repeat_index=index, warmup=warmup, data=data))
         return payloads
 
     def probe(self, probe_run_id: str, progress: Progress) -> ProbeOutcome:
-        from ..inputs import generate_inputs
-        from ..mapping import derive_mapping
-        from ..validators import validate_model
+        from .local_probe import probe_local
 
-        root = probe_models_dir()
-        forms, probe_models, payloads = {}, [], []
-        with tempfile.TemporaryDirectory(prefix="edgegate-probe-") as tmp:
-            for form, rel in (("onnx_external", "onnx_external"), ("aimet", "aimet_quant.aimet"),
-                              ("torchscript", "torch/tiny_model.pt")):
-                info = validate_model(root / rel, {"x": {"shape": [1, 8]}} if form == "torchscript" else None)
-                probe_models.append({"form": form, "path": rel, "bytes": info.total_bytes})
-                if form not in RUNNABLE_FORMS:
-                    forms[form] = "unsupported: ONNX Runtime cannot run it (use backend qaihub)"
-                    continue
-                inputs = Path(tmp) / f"{form}.npz"
-                generate_inputs(info.inputs, None, 0, inputs, str(root / rel))
-                reference = Path(tmp) / f"{form}.ref.npz"
-                # Three runs: the first records reference outputs, the next two measure against them,
-                # so every metric, output agreement included, is seen in >= 2 probe runs.
-                for i in range(3):
-                    progress(f"probe {form} run {i + 1}/3")
-                    data = self._run_worker({
-                        "model": info.onnx_path, "inputs": str(inputs), "iterations": PROBE_ITERATIONS,
-                        "threads": 1, "device": "local:cpu", "repeat_index": i, "warmup": False,
-                        "providers": ["CPUExecutionProvider"],
-                        "save_outputs": str(reference) if i == 0 else None,
-                        "reference_outputs": str(reference) if i > 0 else None,
-                    }, 300)
-                    data["probe_model"] = form
-                    payloads.append(RawPayload(device="local:cpu", repeat_index=len(payloads), warmup=False, data=data))
-                forms[form] = "ok"
-        created = utcnow()
-        mapping = derive_mapping("local", [p.data for p in payloads if p.data["probe_model"] == "onnx_external"],
-                                 CANDIDATES, unavailable=UNAVAILABLE, probe_run_id=probe_run_id,
-                                 created_at=created, payload_format=PAYLOAD_FORMAT)
-        env = payloads[0].data["environment"] if payloads else {}
-        capabilities = {
-            "schema_version": 1, "backend": "local", "account": None, "probe_run_id": probe_run_id,
-            "created_at": created, "environment": env,
-            "devices": [{"name": d, "chipset": env.get("cpu"), "os": env.get("os"), "frameworks": ["onnx"]}
-                        for d in self.available_devices()],
-            "features": {"execution_providers": [provider_for(d) for d in self.available_devices()],
-                         "profile": True, "inference": True, "job_logs": False, "genai": False},
-            "metrics": {name: ("stable" if e.get("stable") else "unstable" if e["available"] else "unavailable")
-                        for name, e in mapping["metrics"].items()},
-            "model_forms": forms, "probe_models": probe_models,
-        }
-        return ProbeOutcome(payloads=payloads, capabilities=capabilities, mapping=mapping)
+        return probe_local(self, probe_run_id, progress)
+
+
+WORKERS = {"onnx": "edgegate_cli.backends.local_worker", "genai": "edgegate_cli.backends.genai_worker"}
+
+
+def run_worker(module: str, request: dict, timeout: float) -> dict:
+    """Run one repeat in a fresh Python process; return its JSON payload.
+
+    Raises RunTimeout past `timeout` seconds and DeviceJobFailed (with the worker's last stderr
+    line) when the process fails.
+    """
+    with tempfile.TemporaryDirectory(prefix="edgegate-worker-") as tmp:
+        req_path = Path(tmp) / "request.json"
+        req_path.write_text(json.dumps(request), encoding="utf-8")
+        env = {**os.environ, "OMP_NUM_THREADS": str(request.get("threads", 1))}
+        try:
+            proc = subprocess.run([sys.executable, "-m", module, str(req_path)], capture_output=True, text=True,
+                                  timeout=max(timeout, 0.001), env=env)
+        except subprocess.TimeoutExpired:
+            raise RunTimeout(f"{request['device']}: repeat {request['repeat_index']} did not finish before the "
+                             "run timeout", hint="raise run_policy.timeout_s or lower iterations") from None
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        reason = lines[-1] if lines else f"exit status {proc.returncode}"
+        raise DeviceJobFailed(f"{request['device']}: repeat {request['repeat_index']} failed: {reason}")
+    return json.loads(proc.stdout)
