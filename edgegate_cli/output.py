@@ -63,12 +63,12 @@ def emit(obj: Any, human: Callable[[Any], None] | None = None) -> None:
 def line(text: str = "", style: str | None = None) -> None:
     """A line of human output on stdout (never under --json)."""
     if not CTX.json:
-        _console("stdout").print(redact(text), style=style, markup=False)
+        _console("stdout").print(redact(text), style=style, markup=False, soft_wrap=True)
 
 
 def log(text: str, style: str | None = "dim") -> None:
     """A progress/log line on stderr."""
-    _console("stderr").print(redact(text), style=style, markup=False)
+    _console("stderr").print(redact(text), style=style, markup=False, soft_wrap=True)
 
 
 def verbose(text: str) -> None:

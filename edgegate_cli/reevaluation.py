@@ -15,6 +15,18 @@ from .runs import get_run
 from .workspace import Workspace
 
 
+class CaseDetail(BaseModel):
+    """One PromptPack case on one device: what was expected, what came out, how it scored."""
+
+    device: str
+    case_id: str
+    median_score: float
+    expected: dict | None = None
+    outputs: list[str]  # distinct outputs over the measurement repeats
+    detail: str | None = None
+    error: str | None = None
+
+
 class Reevaluation(BaseModel):
     run_id: str
     pipeline: str
@@ -24,7 +36,7 @@ class Reevaluation(BaseModel):
     mismatches: list[str]  # gate@device whose status differs from the stored one
     evaluation: Evaluation
     devices: dict[str, dict[str, MetricValue]]
-    events: list[dict] = []
+    cases: list[CaseDetail] = []
 
 
 def reevaluate_run(ws: Workspace, run_id: str, *, verify_blobs: bool = True) -> Reevaluation:
@@ -55,4 +67,34 @@ def reevaluate_run(ws: Workspace, run_id: str, *, verify_blobs: bool = True) -> 
         mismatches = [f"{g.gate}@{g.device}" for g in evaluation.gates if before.get((g.gate, g.device)) != g.status]
     return Reevaluation(run_id=run["id"], pipeline=run["pipeline"], stored_verdict=run["verdict"],
                         verdict=evaluation.verdict, agrees=(run["verdict"] == evaluation.verdict and not mismatches),
-                        mismatches=mismatches, evaluation=evaluation, devices=metrics)
+                        mismatches=mismatches, evaluation=evaluation, devices=metrics,
+                        cases=case_details(payloads, _pack_cases(ws, run, verify_blobs)))
+
+
+def _pack_cases(ws: Workspace, run: dict, verify_blobs: bool) -> dict[str, dict]:
+    inputs = json.loads(run["inputs_json"] or "{}")
+    if not str(inputs.get("source", "")).startswith("promptpack "):
+        return {}
+    pack = json.loads(ws.cas.read_bytes(inputs["sha256"], verify=verify_blobs))
+    return {c["case_id"]: c for c in pack["cases"]}
+
+
+def case_details(payloads: dict[str, list[dict]], pack_cases: dict[str, dict]) -> list[CaseDetail]:
+    """Per device and case: median score over repeats, expected check, distinct outputs (GenAI runs)."""
+    import statistics
+
+    out = []
+    for device, repeats in payloads.items():
+        by_case: dict[str, list[dict]] = {}
+        for p in repeats:
+            for case in p.get("cases") or []:
+                by_case.setdefault(case["case_id"], []).append(case)
+        for case_id, results in by_case.items():
+            last = results[-1]
+            out.append(CaseDetail(
+                device=device, case_id=case_id,
+                median_score=statistics.median(float(r.get("score") or 0.0) for r in results),
+                expected=(pack_cases.get(case_id) or {}).get("expected"),
+                outputs=list(dict.fromkeys(r.get("output", "") for r in results)),
+                detail=last.get("detail"), error=last.get("error")))
+    return out

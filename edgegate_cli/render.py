@@ -5,6 +5,8 @@ Prints only through `output`, so --json and redaction rules hold everywhere.
 
 from __future__ import annotations
 
+import json
+
 from . import output
 
 STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "skipped": "SKIP", "error": "ERROR"}
@@ -79,6 +81,8 @@ def explain(result: dict) -> None:
         output.line(f"  rule: {g['metric']} {g['op']} {g['threshold']:g}" + ("" if g["required"] else
                     "; optional: a failure warns, a missing or flaky metric skips"))
         output.line(f"  why: {g['reason']}" + (f" [{g['code']}]" if g.get("code") else ""))
+        if g["metric"] == "correctness":
+            _failing_cases([c for c in result.get("cases", []) if c["device"] == g["device"]])
     output.line(f"Verdict: {result['verdict']}" + ("" if result["agrees"] else
                 f" (stored verdict was {result['stored_verdict']})"))
 
@@ -110,3 +114,13 @@ def probe_report(report: dict) -> None:
                  ["metric", "standing", "unit", "source", "runs", "note"], rows)
     forms = report["capabilities"].get("model_forms", {})
     output.table("Model forms", ["form", "result"], sorted(forms.items()))
+
+
+def _failing_cases(cases: list[dict]) -> None:
+    failing = [c for c in cases if c["median_score"] < 1.0]
+    output.line(f"  cases: {len(cases) - len(failing)} of {len(cases)} pass" + (":" if failing else ""))
+    for c in failing:
+        expected = json.dumps(c["expected"], sort_keys=True, ensure_ascii=False) if c["expected"] else "?"
+        got = " | ".join(repr(o) for o in c["outputs"])
+        output.line(f"    FAIL {c['case_id']} (median score {c['median_score']:g}): expected {expected}; got {got}"
+                    + (f"; {c['error'] or c['detail']}" if (c["error"] or c["detail"]) else ""))
