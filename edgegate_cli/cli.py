@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
-from .commands import cas, gate, gc, init, keys, probe, run, runs, status
+from .commands import cas, gate, gc, init, keys, pack, probe, run, runs, status
 from .errors import EdgeGateError, ExitCode
 from .output import CTX
 
@@ -74,6 +74,7 @@ app.add_typer(gate.app, name="gate")
 app.add_typer(gc.app)
 app.add_typer(cas.app, name="cas")
 app.add_typer(keys.app, name="keys")
+app.add_typer(pack.app, name="pack")
 
 
 def main() -> None:
