@@ -6,7 +6,7 @@ plain `hashlib.sha256` loop over 1 MiB reads. Prints MB/s and peak RSS (ru_maxrs
 for each, the median over rounds, and the throughput ratio (targets: CAS >= 85 % of hashlib, peak RSS
 <= 100 MB). The CAS also writes and fsyncs every byte, so a third line times a plain copy + fsync with
 no hashing: the floor the disk sets, which hashlib alone never meets.
-Run: `uv run python bench/cas_ingest.py [--mb 500] [--rounds 3]`. Nothing is asserted; the temp
+Run: `uv run python bench/cas_ingest.py [--mb 500] [--rounds 5]`. Nothing is asserted; the temp
 directory is removed.
 """
 
@@ -84,7 +84,7 @@ def measure(code: str, *args: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=500, help="file size in MB (10**6 bytes; default 500)")
-    parser.add_argument("--rounds", type=int, default=3, help="measurements per side (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="measurements per side (default 5)")
     args = parser.parse_args()
     size = args.mb * 10**6
     work = Path(tempfile.mkdtemp(prefix="edgegate-bench-"))
