@@ -18,7 +18,7 @@ def generate(json_: bool = JSON_OPTION) -> None:
     """Create a new signing key; it becomes the active key. The seed goes to <home>/keys/<key_id>.key (0600)."""
     from .. import output
     from ..signing import generate_key
-    from ..workspace import open_workspace
+    from . import open_workspace
 
     output.set_json(json_)
     key = generate_key(open_workspace())
@@ -31,7 +31,7 @@ def list_(json_: bool = JSON_OPTION) -> None:
     """List the keys this home knows and which one signs now."""
     from .. import output
     from ..signing import list_keys
-    from ..workspace import open_workspace
+    from . import open_workspace
 
     output.set_json(json_)
     output.emit(list_keys(open_workspace()), _show_list)
@@ -63,7 +63,7 @@ def export(
     """Print a public key, for `edgegate verify --key` or any Ed25519 tool."""
     from .. import output
     from ..signing import export_public_key
-    from ..workspace import open_workspace
+    from . import open_workspace
 
     output.set_json(json_)
     text = export_public_key(open_workspace(), key_id, fmt)
@@ -81,7 +81,7 @@ def revoke(
     """Revoke a key from a time on; bundles it signed before that time still verify."""
     from .. import output
     from ..signing import revoke_key
-    from ..workspace import open_workspace
+    from . import open_workspace
 
     output.set_json(json_)
     key = revoke_key(open_workspace(), key_id, at)
@@ -93,7 +93,7 @@ def rotate(json_: bool = JSON_OPTION) -> None:
     """Generate a new key and revoke the previously active key file's key as of now."""
     from .. import output
     from ..signing import rotate_key
-    from ..workspace import open_workspace
+    from . import open_workspace
 
     output.set_json(json_)
     result = rotate_key(open_workspace())
