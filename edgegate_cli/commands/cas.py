@@ -22,7 +22,7 @@ def verify(
     from .. import output
     from ..artifacts import verify_blobs
     from ..errors import ExitCode, VerificationFailed
-    from ..workspace import open_workspace
+    from . import open_workspace
 
     output.set_json(json_)
     ws = open_workspace()
@@ -56,7 +56,7 @@ def ls(json_: bool = typer.Option(False, "--json", help="Print the result as JSO
     """List stored artifacts: digest, kind, size, created, expires, original name, references."""
     from .. import output
     from ..artifacts import list_artifacts
-    from ..workspace import open_workspace
+    from . import open_workspace
 
     output.set_json(json_)
     ws = open_workspace()

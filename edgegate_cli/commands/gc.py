@@ -20,7 +20,7 @@ def gc(
     """
     from .. import output
     from ..artifacts import collect_garbage
-    from ..workspace import open_workspace
+    from . import open_workspace
 
     output.set_json(json_)
     ws = open_workspace()

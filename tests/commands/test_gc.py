@@ -114,3 +114,10 @@ def test_cas_ls(invoke):
     [line] = [line for line in human.splitlines() if hexdigest[:12] in line]
     assert line.split("│")[1:-1] == [f" {hexdigest[:12]} ", " model ", " 11    ", f" {row['created_at'][:10]} ",
                                       f" {row['expires_at'][:10]} ", " tiny.onnx     ", " 1    "]
+
+
+def test_gc_and_cas_name_the_home_with_verbose(invoke, fresh_home):
+    """--verbose puts the home in use on stderr, and only there."""
+    for args in (["gc"], ["cas", "ls"], ["cas", "verify"]):
+        result = invoke("--verbose", *args)
+        assert result.stderr == f"home: {fresh_home} (from EDGEGATE_HOME)\n", args
