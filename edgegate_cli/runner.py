@@ -125,15 +125,20 @@ def _resolve_pack(ws: Workspace, pipeline: Pipeline, info):
     return resolve_pipeline_pack(ws, ref["id"], ref["version"], pipeline.source)
 
 
-def execute_run(ws: Workspace, pipeline: Pipeline, progress: Progress, *, wait: bool = False) -> RunOutcome:
+def execute_run(ws: Workspace, pipeline: Pipeline, progress: Progress, *, wait: bool = False,
+                evidence: list[str] = ()) -> RunOutcome:
     """Run `pipeline` end to end and return its outcome (verdict passed / failed / error).
 
     Raises InvalidInput/LimitExceeded before the run exists; RunActive if another run holds the
     home; run errors (MISSING_REQUIRED_METRIC, DEVICE_JOB_FAILED, TIMEOUT...) after marking the run.
     A flaky or missing metric found at evaluation is returned as verdict `error`, not raised.
+    `evidence` holds `[DEVICE=]genie:FILE` values: device profiles that add token metrics.
     """
+    from .evidence import parse_evidence
+
     started = time.monotonic()
     backend, info, pack = check_inputs(pipeline, ws)
+    device_evidence = parse_evidence(list(evidence), pipeline.devices, pipeline.source)
     run_id = create_run(ws.db, pipeline=pipeline.name, pipeline_path=pipeline.source,
                         pipeline_sha256=pipeline.sha256, backend=pipeline.backend, devices=pipeline.devices,
                         policy=pipeline.run_policy.model_dump(), gates=[g.model_dump() for g in pipeline.gates],
@@ -141,7 +146,8 @@ def execute_run(ws: Workspace, pipeline: Pipeline, progress: Progress, *, wait: 
     progress(f"run {run_id} started")
     try:
         with Heartbeat(str(ws.home.db_path), run_id), tempfile.TemporaryDirectory(prefix="edgegate-run-") as tmp:
-            return _execute(ws, pipeline, backend, info, pack, run_id, Path(tmp), progress, started)
+            return _execute(ws, pipeline, backend, info, pack, device_evidence, run_id, Path(tmp), progress,
+                            started)
     except EdgeGateError as err:
         transition(ws.db, run_id, "error", err.code, {"error_code": err.code, "error_detail": err.message,
                                                       "verdict": "error"})
@@ -179,11 +185,18 @@ def _inputs(ws: Workspace, pipeline: Pipeline, info, pack, tmp: Path) -> tuple[s
                                                                      "inputs.npz")}
 
 
-def _execute(ws, pipeline, backend, info, pack, run_id, tmp, progress, started) -> RunOutcome:
+def _execute(ws, pipeline, backend, info, pack, device_evidence, run_id, tmp, progress, started) -> RunOutcome:
+    from .backends.base import RawPayload
+    from .evidence import check_evidence_coverage, mapping_with_evidence
     from .promptpacks import effective_cases
 
     transition(ws.db, run_id, "preparing")
     mapping, mapping_sha, caps_sha = _ensure_mapping(ws, pipeline, progress)
+    if device_evidence:
+        check_evidence_coverage(pipeline, device_evidence)
+        mapping = mapping_with_evidence(mapping, device_evidence, _now())
+        mapping_sha = store_bytes(ws.db, ws.cas, json.dumps(mapping, sort_keys=True).encode(), "metric_mappings",
+                                  f"{run_id}-mapping.json")
     _preflight(pipeline, mapping, pipeline.backend)
     model_sha, model_desc = _ingest_model(ws, info)
     inputs_path, inputs = _inputs(ws, pipeline, info, pack, tmp)
@@ -208,6 +221,9 @@ def _execute(ws, pipeline, backend, info, pack, run_id, tmp, progress, started) 
             cases=effective_cases(pack.document) if pack else None,
             promptpack={"id": pack.pack_id, "version": pack.version, "sha256": pack.sha256} if pack else None),
             progress))
+    # Device evidence joins its device's payloads after the measured repeats.
+    raw.extend(RawPayload(device=e.device, repeat_index=1000 + i, warmup=False, data=e.payload)
+               for i, e in enumerate(device_evidence))
     transition(ws.db, run_id, "collecting")
     with ws.db.atomic():
         for p in raw:

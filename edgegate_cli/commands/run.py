@@ -13,25 +13,40 @@ def run(
     model: str = typer.Option(None, "--model", metavar="PATH",
                               help="Model to run instead of the pipeline's model.path."),
     wait: bool = typer.Option(False, "--wait", help="If another run holds this home, wait for it instead of failing."),
+    evidence: list[str] = typer.Option([], "--evidence", metavar="[DEVICE=]genie:FILE",
+                                       help="A genie-t2t-run --profile JSON from a physical device: adds ttft_ms, "
+                                            "tps and prompt_tps for that device. Repeatable."),
+    bundle: str = typer.Option(None, "--bundle", metavar="FILE", help="When the run finishes, write its signed "
+                               "evidence bundle to FILE (as `edgegate bundle create`)."),
+    key: str = typer.Option(None, "--key", metavar="KEY_ID", help="With --bundle: sign with this key (default: "
+                            "EDGEGATE_SIGNING_KEY, else the newest non-revoked key of this home)."),
     json_: bool = typer.Option(False, "--json", help="Print the outcome as one JSON document."),
 ) -> None:
     """Run PIPELINE's model on its devices (1 warmup + N repeats), evaluate its gates, exit 0/1/3.
 
     Exit codes: 0 passed, 1 a required gate failed, 2 invalid input, 3 run error (flaky or missing
-    metric, device failure, timeout, another run active).
+    metric, device failure, timeout, another run active, BUNDLE_FAILED when --bundle could not be written).
     """
     from .. import output, render
-    from ..errors import ExitCode
+    from ..bundles import bundle_after_run
+    from ..errors import ExitCode, InvalidInput
     from ..pipeline import load_pipeline
     from ..runner import execute_run
+    from ..signing import load_signing_key
     from . import open_workspace
 
     output.set_json(json_)
     spec = load_pipeline(pipeline, model_override=model)
     ws = open_workspace()
+    if key and not bundle:
+        raise InvalidInput("--key names the key that signs the --bundle; pass --bundle FILE too")
+    signer = load_signing_key(ws, key) if bundle else None  # before any device time: no key fails fast
     steps = len(spec.devices) * (spec.run_policy.warmup + spec.run_policy.repeats)
     with output.progress(f"Running {spec.name} on {', '.join(spec.devices)}", total=steps) as advance:
-        outcome = execute_run(ws, spec, advance, wait=wait)
+        outcome = execute_run(ws, spec, advance, wait=wait, evidence=evidence)
+    if signer is not None:
+        written = bundle_after_run(ws, outcome.run_id, signer, bundle)
+        output.log(f"Bundle: {written.path} ({written.sha256}), signed by {written.key_id}", style=None)
     output.emit(outcome, lambda o: render.run_outcome(o.model_dump(mode="json")))
     raise typer.Exit(int({"passed": ExitCode.OK, "failed": ExitCode.GATES_FAILED}.get(outcome.verdict,
                                                                                        ExitCode.RUN_ERROR)))
