@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,19 +58,31 @@ class CAS:
         fsynced, made read-only and renamed to `sha256/<2>/<62>`, so a crash leaves at most a temp
         file (gc removes stale ones). Bytes already stored are not written again.
         """
+        return self._ingest(lambda out, _tmp: _copy_hashing(src, out))
+
+    def put_file(self, path: Path | str) -> tuple[str, int]:
+        """Store a file's bytes; return (hex digest, size). InvalidInput if it is missing.
+
+        A regular file is copied by the kernel (copy_file_range) and the copy is then hashed, so the
+        digest is of exactly the bytes stored and user space reads them once; that is about twice as
+        fast as hashing while writing (bench/cas_ingest.py). Elsewhere it falls back to streaming.
+        """
+        try:
+            src = open(path, "rb")  # only a failed open means "no such file"
+        except FileNotFoundError:
+            raise InvalidInput(f"{path}: no such file") from None
+        with src:
+            if hasattr(os, "copy_file_range") and stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+                return self._ingest(lambda out, tmp: _kernel_copy_then_hash(src, out, tmp))
+            return self.put_stream(src)
+
+    def _ingest(self, fill) -> tuple[str, int]:
+        """Temp file → fill(out, tmp_name) → (digest, size) → fsync → read-only → rename (or dedupe)."""
         self.tmp.mkdir(parents=True, exist_ok=True)
-        h = hashlib.sha256()
-        size = 0
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
         fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="ingest-")
         try:
             with os.fdopen(fd, "wb") as out:  # buffered, so each write() is complete
-                while n := _read_into(src, buf):
-                    h.update(view[:n])
-                    out.write(view[:n])
-                    size += n
-                hexdigest = h.hexdigest()
+                hexdigest, size = fill(out, tmp_name)
                 final = self.path_of(hexdigest)
                 duplicate = _same_size(final, size)
                 if not duplicate:  # fsync only what we keep: a duplicate never pays for a flush
@@ -88,15 +101,6 @@ class CAS:
             if os.path.exists(tmp_name):
                 os.unlink(tmp_name)
             raise
-
-    def put_file(self, path: Path | str) -> tuple[str, int]:
-        """Store a file's bytes, read once; return (hex digest, size). InvalidInput if it is missing."""
-        try:
-            src = open(path, "rb")  # only a failed open means "no such file"
-        except FileNotFoundError:
-            raise InvalidInput(f"{path}: no such file") from None
-        with src:
-            return self.put_stream(src)
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         """Store bytes; return (hex digest, size)."""
@@ -189,6 +193,39 @@ def _same_size(path: Path, size: int) -> bool:
         return path.stat().st_size == size
     except FileNotFoundError:
         return False
+
+
+def _copy_hashing(src: BinaryIO, out) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    while n := _read_into(src, buf):
+        h.update(view[:n])
+        out.write(view[:n])
+        size += n
+    return h.hexdigest(), size
+
+
+def _kernel_copy_then_hash(src, out, tmp_name: str) -> tuple[str, int]:
+    out.flush()
+    try:
+        while os.copy_file_range(src.fileno(), out.fileno(), 1 << 30):
+            pass
+    except OSError:  # e.g. a filesystem or kernel that refuses: start over the portable way
+        src.seek(0)
+        out.seek(0)
+        out.truncate()
+        return _copy_hashing(src, out)
+    h = hashlib.sha256()
+    size = 0
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    with open(tmp_name, "rb", buffering=0) as copy:
+        while n := copy.readinto(buf):
+            h.update(view[:n])
+            size += n
+    return h.hexdigest(), size
 
 
 def _fsync_dir(directory: Path) -> None:
