@@ -2,7 +2,9 @@
 
 `open_bundle` never extracts anything to disk. It checks the zip's metadata first (entry count,
 central directory size, names, types, sizes, compression ratios) and only then streams each member
-into memory, 1 MiB at a time, never past the member's declared size. Limits (documented, fixed):
+into memory, 1 MiB at a time, never past the member's declared size, hashing it on the way (with
+`contents=False` only the summary and its envelope are kept; the rest is hashed and dropped, which is
+all `verify` needs). Limits (documented, fixed):
 
 | limit | default | why |
 |---|---|---|
@@ -57,18 +59,20 @@ _EOCD = struct.Struct("<4s4H2LH")
 _ZIP64_LOCATOR = struct.Struct("<4sLQL")
 _ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # signature ... file name length, extra field length
 
 
 @dataclass(frozen=True)
 class Bundle:
     path: Path
-    files: dict[str, bytes]  # every entry, in zip order
+    files: dict[str, bytes]  # every entry read into memory, in zip order (all, unless contents=False)
+    digests: dict[str, str] | None = None  # every entry's sha256 hex, computed while reading
 
 
 @dataclass(frozen=True)
 class VerifiedBundle:
     statement: dict
-    files: dict[str, bytes]  # every file listed in the predicate's `files`
+    files: dict[str, bytes]  # every file listed in the predicate's `files` (those read into memory)
     key_id: str
     signed_at: str
 
@@ -158,9 +162,10 @@ def _check_infos(infos: list[zipfile.ZipInfo], where: str, max_entry_bytes: int,
                                      f"total (limit reached at entry {name!r})")
 
 
-def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes:
-    """The entry's bytes, streamed 1 MiB at a time and never past its declared size."""
-    chunks, got = [], 0
+def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, keep: bool) -> tuple[str, bytes | None]:
+    """(sha256 hex, bytes or None) of a deflated entry, inflated 1 MiB at a time (CRC-32 checked by
+    zipfile) and never past its declared size."""
+    chunks, got, h = [], 0, hashlib.sha256()
     try:
         with zf.open(info) as member:
             while chunk := member.read(MIB):
@@ -168,17 +173,54 @@ def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes
                 if got > info.file_size:
                     raise VerificationFailed(f"{where}: entry {info.filename!r} expands past its declared "
                                              f"size of {info.file_size:,} bytes")
-                chunks.append(chunk)
+                h.update(chunk)
+                if keep:
+                    chunks.append(chunk)
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise VerificationFailed(f"{where}: entry {info.filename!r} is corrupt ({exc})") from None
-    return b"".join(chunks)
+    return h.hexdigest(), b"".join(chunks) if keep else None
 
 
-def open_bundle(path: Path | str, *, max_entries: int = MAX_ENTRIES, max_entry_bytes: int = MAX_ENTRY_BYTES,
-                max_total_bytes: int = MAX_TOTAL_BYTES, max_ratio: int = MAX_RATIO) -> Bundle:
+def _read_stored(fp, info: zipfile.ZipInfo, where: str, keep: bool, buf: bytearray) -> tuple[str, bytes | None]:
+    """(sha256 hex, bytes or None) of a stored entry, read straight from the file after checking its
+    local header. Kept bytes are CRC-32 checked; hash-only reads are not (sha256 supersedes CRC-32:
+    verify compares every listed entry's sha256 and rejects unlisted ones), so verifying costs one
+    pass of hashing over the file and no more."""
+    name = info.filename
+    fp.seek(info.header_offset)
+    header = fp.read(_LOCAL_HEADER.size)
+    if len(header) < _LOCAL_HEADER.size or not header.startswith(b"PK\x03\x04"):
+        raise VerificationFailed(f"{where}: entry {name!r} is corrupt (bad local file header)")
+    flags, name_len, extra_len = (_LOCAL_HEADER.unpack(header)[i] for i in (3, 10, 11))
+    local_name = fp.read(name_len).decode("utf-8" if flags & 0x800 else "cp437", "replace")
+    if local_name != info.orig_filename:
+        raise VerificationFailed(f"{where}: entry {name!r} is corrupt (its local header names {local_name!r})")
+    fp.seek(info.header_offset + _LOCAL_HEADER.size + name_len + extra_len)
+    if keep:
+        data = fp.read(info.file_size)
+        if len(data) < info.file_size:
+            raise VerificationFailed(f"{where}: entry {name!r} is truncated")
+        if zlib.crc32(data) != info.CRC:
+            raise VerificationFailed(f"{where}: entry {name!r} is corrupt (Bad CRC-32 for file {name!r})")
+        return hashlib.sha256(data).hexdigest(), data
+    h, view, left = hashlib.sha256(), memoryview(buf), info.file_size
+    while left:
+        n = fp.readinto(view[:min(left, len(buf))])
+        if not n:
+            raise VerificationFailed(f"{where}: entry {name!r} is truncated")
+        h.update(view[:n])
+        left -= n
+    return h.hexdigest(), None
+
+
+def open_bundle(path: Path | str, *, contents: bool = True, max_entries: int = MAX_ENTRIES,
+                max_entry_bytes: int = MAX_ENTRY_BYTES, max_total_bytes: int = MAX_TOTAL_BYTES,
+                max_ratio: int = MAX_RATIO) -> Bundle:
     """Read a bundle zip into memory after checking it is safe; nothing is written anywhere.
 
-    Returns a Bundle with every entry's bytes. Raises InvalidInput when `path` is not a readable file,
+    Returns a Bundle with every entry's sha256 and bytes; with contents=False only summary.json and
+    summary.dsse.json are kept in memory, the rest streamed through a 1 MiB buffer and hashed (what
+    `verify` needs, at the cost of one hashing pass). Raises InvalidInput when `path` is not a readable file,
     and VerificationFailed, naming the zip and the entry, for: not a zip, truncated or corrupt zip,
     too many entries, an oversized central directory, unsafe names (`..`, absolute, backslash, drive
     letter), symlinks and other non-regular entries, encrypted entries, unknown compression, duplicate
@@ -207,9 +249,23 @@ def open_bundle(path: Path | str, *, max_entries: int = MAX_ENTRIES, max_entry_b
                     raise VerificationFailed(f"{where}: has {len(infos):,} entries, over the limit of "
                                              f"{max_entries:,}")
                 _check_infos(infos, where, max_entry_bytes, max_total_bytes, max_ratio)
-                return Bundle(path=path, files={i.filename: _read_entry(zf, i, where) for i in infos})
+                return _read_all(fp, zf, infos, where, contents)
     except OSError as exc:
         raise InvalidInput(f"{where}: cannot read ({exc.strerror or exc})") from None
+
+
+def _read_all(fp, zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], where: str, contents: bool) -> Bundle:
+    files, digests, buf = {}, {}, bytearray(MIB)
+    for info in infos:
+        keep = contents or info.filename in (SUMMARY, ENVELOPE)
+        if info.compress_type == zipfile.ZIP_STORED:
+            digest, data = _read_stored(fp, info, where, keep, buf)
+        else:
+            digest, data = _read_entry(zf, info, where, keep)
+        digests[info.filename] = digest
+        if keep:
+            files[info.filename] = data
+    return Bundle(path=Path(where), files=files, digests=digests)
 
 
 def _load_json(data: bytes, name: str):
@@ -286,23 +342,27 @@ def verify_bundle(bundle: Bundle, trusted_keys: TrustedKeys, *,
     _, key_id = verify_envelope(envelope, trusted_keys, expected_payload_type=expected_payload_type,
                                 signed_at=when, where=ENVELOPE)
     _, listed = _check_statement(statement, expected_predicate_type)
+    digests = bundle.digests if bundle.digests is not None else {
+        name: hashlib.sha256(data).hexdigest() for name, data in bundle.files.items()}
     for name in sorted(listed):
-        if name not in bundle.files:
+        if name not in digests:
             raise VerificationFailed(f"{name}: listed in {SUMMARY} but missing from the bundle")
-        actual = "sha256:" + hashlib.sha256(bundle.files[name]).hexdigest()
+        actual = "sha256:" + digests[name]
         if actual != listed[name]:
             raise VerificationFailed(f"{name}: content is {actual}, {SUMMARY} lists {listed[name]} "
                                      "(modified after signing)")
-    extra = sorted(set(bundle.files) - set(listed) - {SUMMARY, ENVELOPE})
+    extra = sorted(set(digests) - set(listed) - {SUMMARY, ENVELOPE})
     if extra:
         raise VerificationFailed(f"{extra[0]}: not listed in {SUMMARY} (extra file)")
-    return VerifiedBundle(statement=statement, files={n: bundle.files[n] for n in sorted(listed)},
+    return VerifiedBundle(statement=statement, files={n: bundle.files[n] for n in sorted(listed) if n in bundle.files},
                           key_id=key_id, signed_at=signed_at)
 
 
-def write_deterministic_zip(path: Path | str, files: dict[str, bytes]) -> None:
+def write_deterministic_zip(path: Path | str, files: dict[str, bytes], *,
+                            compression: int = zipfile.ZIP_DEFLATED) -> None:
     """Write `files` as a zip whose bytes depend only on `files`: entries sorted by name, each dated
-    1980-01-01 00:00:00, mode 0644 (create_system 3, Unix), deflated at level 9, no comment.
+    1980-01-01 00:00:00, mode 0644 (create_system 3, Unix), deflated at level 9 (or stored, with
+    `compression=zipfile.ZIP_STORED`), no comment.
 
     The same input gives byte-identical output with the same zlib. The file appears atomically
     (temp file in the same directory, then rename). Raises InvalidInput for an unsafe entry name.
@@ -319,8 +379,8 @@ def write_deterministic_zip(path: Path | str, files: dict[str, bytes]) -> None:
                 info = zipfile.ZipInfo(name, date_time=ZIP_DATE_TIME)
                 info.create_system = 3
                 info.external_attr = (stat.S_IFREG | ZIP_FILE_MODE) << 16
-                zf.writestr(info, files[name], compress_type=zipfile.ZIP_DEFLATED,
-                            compresslevel=ZIP_COMPRESSLEVEL)
+                zf.writestr(info, files[name], compress_type=compression,
+                            compresslevel=ZIP_COMPRESSLEVEL if compression == zipfile.ZIP_DEFLATED else None)
         os.chmod(tmp, ZIP_FILE_MODE)
         os.replace(tmp, path)
     except BaseException:

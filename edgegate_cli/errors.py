@@ -102,6 +102,12 @@ class BackendUnavailable(RunError):
     code = "BACKEND_UNAVAILABLE"
 
 
+class BundleFailed(RunError):
+    """A run finished, but its evidence bundle could not be written (`run --bundle`)."""
+
+    code = "BUNDLE_FAILED"
+
+
 class VerificationFailed(EdgeGateError):
     """Evidence did not verify (exit 1): a signature, a hash, an extra file."""
 
