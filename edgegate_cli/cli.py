@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
-from .commands import cas, gate, gc, init, keys, pack, probe, run, runs, status
+from .commands import bundle, cas, gate, gc, init, keys, pack, probe, run, runs, status, verify
 from .errors import EdgeGateError, ExitCode
 from .output import CTX
 
@@ -75,6 +75,8 @@ app.add_typer(gc.app)
 app.add_typer(cas.app, name="cas")
 app.add_typer(keys.app, name="keys")
 app.add_typer(pack.app, name="pack")
+app.add_typer(bundle.app, name="bundle")
+app.add_typer(verify.app)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""`edgegate gate check|explain RUN`: re-derive and explain a stored run's verdict."""
+"""`edgegate gate check RUN|BUNDLE`, `gate explain RUN`: re-derive and explain a stored or bundled verdict."""
 
 from __future__ import annotations
 
@@ -9,19 +9,29 @@ app = typer.Typer(help="Check or explain the gates of a stored run.", no_args_is
 
 @app.command()
 def check(
-    run_id: str = typer.Argument(..., metavar="RUN", help="Run id (or a unique prefix); see `edgegate runs list`."),
+    run_id: str = typer.Argument(..., metavar="RUN|BUNDLE", help="Run id (or a unique prefix; see `edgegate runs "
+                                 "list`), or the path of a bundle zip."),
+    key: list[str] = typer.Option(None, "--key", metavar="PUBFILE", help="For a BUNDLE: trust only this public "
+                                  "key (as `edgegate verify --key`); repeatable."),
     json_: bool = typer.Option(False, "--json", help="Print the result as one JSON document."),
 ) -> None:
     """Recompute RUN's verdict from its raw payloads, mapping, gates and policy; exit 0/1/3 by verdict.
 
-    Exits 1 also when the recomputed verdict differs from the stored one (evidence does not agree).
+    Given a BUNDLE file, verify it first, then recompute from the bundle's own evidence. Exits 1 also
+    when the recomputed verdict differs from the stored or signed one (evidence does not agree).
     """
+    from pathlib import Path
+
     from .. import output, render
-    from ..errors import ExitCode, VerificationFailed
+    from ..errors import ExitCode, InvalidInput, VerificationFailed
     from ..reevaluation import reevaluate_run
     from . import open_workspace
 
     output.set_json(json_)
+    if Path(run_id).is_file():
+        _check_bundle(run_id, key)
+    if key:
+        raise InvalidInput(f"--key applies to a BUNDLE file, and {run_id} is not a file")
     result = reevaluate_run(open_workspace(), run_id)
     if not result.agrees:
         raise VerificationFailed(f"run {result.run_id}: recomputed verdict {result.verdict} disagrees with the "
@@ -29,6 +39,19 @@ def check(
     output.emit(result, lambda r: (render.gate_table([g.model_dump() for g in r.evaluation.gates]),
                                    output.line(f"{r.verdict.upper()}: recomputed from raw payloads; agrees "
                                                f"with the stored verdict of run {r.run_id}")))
+    raise typer.Exit(int({"passed": ExitCode.OK, "failed": ExitCode.GATES_FAILED}.get(result.verdict,
+                                                                                      ExitCode.RUN_ERROR)))
+
+
+def _check_bundle(path: str, key_files: list[str] | None) -> None:
+    from .. import output, render
+    from ..bundle_check import check_bundle, require_agreement, trusted_keys_for
+    from ..errors import ExitCode
+
+    result = require_agreement(check_bundle(path, trusted_keys_for(key_files)[0]))
+    output.emit(result, lambda r: (render.gate_table(r.evaluation["gates"]), output.line(
+        f"{r.verdict.upper()}: recomputed from the bundle's raw payloads; agrees with the verdict "
+        f"signed by {r.key_id} for run {r.run_id}")))
     raise typer.Exit(int({"passed": ExitCode.OK, "failed": ExitCode.GATES_FAILED}.get(result.verdict,
                                                                                       ExitCode.RUN_ERROR)))
 
