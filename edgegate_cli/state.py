@@ -6,6 +6,7 @@ transaction. Never edit a released migration: add the next number.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -110,6 +111,30 @@ def apply_migrations(db: sqlite_utils.Database, migration_set: Migrations = migr
     db.conn.commit()
 
 
+class StateDatabase(sqlite_utils.Database):
+    """sqlite-utils' Database whose top-level transactions are BEGIN IMMEDIATE.
+
+    A deferred BEGIN that reads and then writes cannot wait for another writer: SQLite refuses
+    the lock upgrade at once ("database is locked") whatever the busy timeout, to avoid deadlock.
+    Taking the write lock up front lets the busy timeout do its job between processes and the
+    run's heartbeat thread. sqlite-utils routes its own writes through `atomic()`, so all get it.
+    """
+
+    @contextlib.contextmanager
+    def atomic(self):
+        if self.conn.in_transaction:
+            with super().atomic():  # nested: a savepoint
+                yield self
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self.conn.rollback()
+            raise
+        self.conn.execute("COMMIT")
+
+
 def open_state(db_path: Path | str, *, migrate: bool = True) -> sqlite_utils.Database:
     """Open (creating if needed) the state database in WAL mode, migrated to the current schema.
 
@@ -117,7 +142,7 @@ def open_state(db_path: Path | str, *, migrate: bool = True) -> sqlite_utils.Dat
     """
     db_path = Path(db_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite_utils.Database(db_path)
+    db = StateDatabase(db_path)
     db.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if db.journal_mode != "wal":
         db.enable_wal()
