@@ -188,7 +188,7 @@ def _inputs(ws: Workspace, pipeline: Pipeline, info, pack, tmp: Path) -> tuple[s
 def _execute(ws, pipeline, backend, info, pack, device_evidence, run_id, tmp, progress, started) -> RunOutcome:
     from .backends.base import RawPayload
     from .evidence import check_evidence_coverage, mapping_with_evidence
-    from .promptpacks import effective_cases
+    from .promptpack_format import effective_cases
 
     transition(ws.db, run_id, "preparing")
     mapping, mapping_sha, caps_sha = _ensure_mapping(ws, pipeline, progress)

@@ -11,20 +11,22 @@ from pathlib import Path
 import pytest
 
 from edgegate_cli.errors import ExitCode, InvalidInput, LimitExceeded, NotFound, PackVersionExists
-from edgegate_cli.promptpacks import (
-    add_pack,
+from edgegate_cli.promptpack_format import (
     canonicalize,
     check_pack,
-    diff_packs,
     effective_cases,
+    load_pack,
+    pack_digest,
+    validate_pack_file,
+)
+from edgegate_cli.promptpacks import (
+    add_pack,
+    diff_packs,
     export_pack,
     get_pack,
     list_packs,
-    load_pack,
-    pack_digest,
     resolve_pipeline_pack,
     semver_key,
-    validate_pack_file,
     write_export,
 )
 from edgegate_cli.workspace import open_workspace
@@ -33,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 GENAI_PACK = REPO / "examples" / "genai" / "pack.json"
 SCHEMA_EXAMPLE = REPO / "examples" / "schemas" / "promptpack.example.json"
 
-# The contract of promptpacks.canonicalize, pinned: if either constant changes, every stored digest does.
+# The contract of promptpack_format.canonicalize, pinned: if either constant changes, every stored digest does.
 GOLDEN_BYTES = (
     '{"cases":[{"case_id":"c1","expected":{"tolerance":0.5,"type":"numeric","value":42},'
     '"prompt":"Q: What is 6 times 7?\\nA:"},{"case_id":"c2","expected":{"type":"exact","value":"Hello!"},'

@@ -60,7 +60,7 @@ def show(ref: str = typer.Argument(..., metavar="ID[@VERSION]", help="A pack id 
 
 def _render_show(pack) -> None:
     from .. import output
-    from ..promptpacks import effective_cases
+    from ..promptpack_format import effective_cases
 
     output.line(f"{pack.pack_id}@{pack.version} {pack.sha256[:19]} ({pack.cases} cases, added {pack.created_at[:10]})")
     if pack.description:
@@ -74,7 +74,7 @@ def _render_show(pack) -> None:
 def validate(file: Path = typer.Argument(..., help="A PromptPack JSON file."), json_: bool = JSON_OPTION) -> None:
     """Check a pack file as `pack add` would, without storing anything; print its digest."""
     from .. import output
-    from ..promptpacks import validate_pack_file
+    from ..promptpack_format import validate_pack_file
 
     output.set_json(json_)
     output.emit(validate_pack_file(file), lambda p: output.line(
