@@ -14,7 +14,6 @@ import pytest
 from edgegate_cli.artifacts import (
     RETENTION_DAYS,
     add_ref,
-    collect_garbage,
     list_artifacts,
     store_bytes,
     store_file,
@@ -22,6 +21,7 @@ from edgegate_cli.artifacts import (
 )
 from edgegate_cli.cas import CAS, tag
 from edgegate_cli.errors import InvalidInput
+from edgegate_cli.retention import collect_garbage
 from edgegate_cli.state import open_state
 
 LATER = datetime.now(UTC) + timedelta(days=RETENTION_DAYS + 1)  # every fresh artifact has expired by then

@@ -19,7 +19,7 @@ def gc(
     Untracked blobs and stale temp files older than a day are removed too.
     """
     from .. import output
-    from ..artifacts import collect_garbage
+    from ..retention import collect_garbage
     from . import open_workspace
 
     output.set_json(json_)
