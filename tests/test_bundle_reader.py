@@ -477,3 +477,44 @@ def test_gigabyte_bombs_stay_small_in_a_fresh_process(tmp_path):
     print(f"\nfresh process: rejected in {', '.join(t + ' s' for t in times)}; peak RSS {rss_mib} MiB")
     assert all(float(t) < 5.0 for t in times)
     assert int(rss_mib) < 100
+
+
+# ---------------------------------------------------------------- hash-only reading (what `verify` uses)
+
+
+def test_contents_false_keeps_only_the_summary_and_hashes_the_rest(tmp_path):
+    contents = bundle_files()
+    path = tmp_path / "s.zip"
+    write_deterministic_zip(path, contents, compression=zipfile.ZIP_STORED)
+    bundle = open_bundle(path, contents=False)
+    assert sorted(bundle.files) == [ENVELOPE, SUMMARY]
+    assert bundle.digests == {n: hashlib.sha256(b).hexdigest() for n, b in contents.items()}
+    verified = verify_bundle(bundle, TRUSTED)
+    assert verified.files == {} and verified.key_id == SIGNER.key_id
+    assert open_bundle(path).files == dict(sorted(contents.items()))  # contents=True: everything, CRC checked
+
+
+def test_hash_only_read_of_a_flipped_stored_byte_names_the_file(tmp_path):
+    path = tmp_path / "s.zip"
+    write_deterministic_zip(path, bundle_files(), compression=zipfile.ZIP_STORED)
+    data = bytearray(path.read_bytes())
+    data[data.index(b"4.2, 4.3")] ^= 0x01  # inside raw/local-cpu/repeat-1.json; the zip's CRC is left stale
+    path.write_bytes(bytes(data))
+    with pytest.raises(VerificationFailed) as exc:
+        verify_bundle(open_bundle(path, contents=False), TRUSTED)
+    assert exc.value.message.startswith("raw/local-cpu/repeat-1.json: content is sha256:")
+
+
+def test_stored_entry_with_a_lying_local_header_or_past_the_end_is_rejected(tmp_path):
+    path = zip_with(tmp_path / "name.zip", [("metrics.json", b"{}"), ("report.md", b"# ok\n")])
+    data = bytearray(path.read_bytes())
+    data[data.index(b"report.md")] = ord("R")  # the local header's copy of the name only
+    (tmp_path / "name.zip").write_bytes(bytes(data))
+    assert rejected(path, tmp_path, contents=False) == (
+        f"{path}: entry 'report.md' is corrupt (its local header names 'Report.md')")
+    short = zip_with(tmp_path / "short.zip", [("metrics.json", b"{}"), ("report.md", b"# ok\n")])
+    data = bytearray(short.read_bytes())
+    cd = data.index(b"PK\x01\x02", data.index(b"PK\x01\x02") + 1)  # the central record of report.md
+    data[cd + 20:cd + 28] = struct.pack("<2L", 4000, 4000)  # compressed and uncompressed size
+    short.write_bytes(bytes(data))
+    assert rejected(short, tmp_path, contents=False) == f"{short}: entry 'report.md' is truncated"
