@@ -219,3 +219,18 @@ def summary_markdown(outcome: dict) -> str:
 def write_summary(path: str | Path, outcome: dict) -> None:
     """Write `summary_markdown(outcome)` to `path` atomically (UTF-8). Raises InvalidInput if it cannot."""
     _atomic_write(Path(path), summary_markdown(outcome).encode("utf-8"), "Markdown summary")
+
+
+def write_reports(outcome: dict, *, junit: str | Path | None = None, summary: str | Path | None = None) -> list[str]:
+    """Write the JUnit file and/or the step summary of `outcome` (any accepted shape); return the paths written.
+
+    Raises InvalidInput naming a path that cannot be written.
+    """
+    written = []
+    if junit:
+        write_junit(junit, outcome)
+        written.append(str(junit))
+    if summary:
+        write_summary(summary, outcome)
+        written.append(str(summary))
+    return written

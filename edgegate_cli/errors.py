@@ -108,6 +108,12 @@ class BundleFailed(RunError):
     code = "BUNDLE_FAILED"
 
 
+class NoBaseline(RunError):
+    """A relative gate found no baseline and the run was started with --require-baseline."""
+
+    code = "NO_BASELINE"
+
+
 class VerificationFailed(EdgeGateError):
     """Evidence did not verify (exit 1): a signature, a hash, an extra file."""
 

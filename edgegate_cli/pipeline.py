@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from .errors import InvalidInput, LimitExceeded
+from .relative_gates import check_max_regression_pct
 from .schemas import load_document
 
 MAX_DEVICES = 5
@@ -21,16 +22,28 @@ MAX_TIMEOUT_S = 2700
 
 
 class Gate(BaseModel):
+    """An absolute gate (`metric op value`) or a relative one (`baseline` + `max_regression_pct`)."""
+
     metric: str
-    op: str
-    value: float
+    op: str | None = None  # absolute gates only; a relative gate ignores it
+    value: float | None = None  # absolute gates only
+    baseline: str | None = None  # relative gates: last-passed | RUN_ID | path/to/bundle.zip
+    max_regression_pct: float | None = None  # relative gates: (0, 1000)
     required: bool = True
     device: str | None = None
     name: str | None = None
 
     @property
+    def relative(self) -> bool:
+        return self.baseline is not None
+
+    @property
     def label(self) -> str:
-        return self.name or f"{self.metric} {self.op} {self.value:g}"
+        if self.name:
+            return self.name
+        if self.relative:
+            return f"{self.metric} within {self.max_regression_pct:g}% of {self.baseline}"
+        return f"{self.metric} {self.op} {self.value:g}"
 
 
 class FlakePolicy(BaseModel):
@@ -98,6 +111,8 @@ def load_pipeline(path: Path | str, *, model_override: str | None = None) -> Pip
     source = str(path)
     _check_limits(doc, source)
     for i, gate in enumerate(doc["gates"]):
+        if "max_regression_pct" in gate:
+            check_max_regression_pct(gate["max_regression_pct"], where=f"{source}: $.gates[{i}].max_regression_pct")
         if gate.get("device") and gate["device"] not in doc["devices"]:
             raise InvalidInput(f"{source}: $.gates[{i}].device: {gate['device']!r} is not in the "
                                f"pipeline's devices ({', '.join(doc['devices'])})", path=source)

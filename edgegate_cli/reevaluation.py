@@ -7,6 +7,7 @@ import json
 
 from pydantic import BaseModel
 
+from .baselines import load_recorded_baselines
 from .errors import InvalidInput
 from .gating import Evaluation, verdict_from_payloads
 from .mapping import MetricValue
@@ -43,7 +44,8 @@ def reevaluate_run(ws: Workspace, run_id: str, *, verify_blobs: bool = True) -> 
     """Recompute a run's metrics and verdict from its stored raw payloads and compare.
 
     Raises NotFound for an unknown run, InvalidInput for a run that never reached collection.
-    Payload blobs are re-hashed (CorruptBlob on tampering) unless verify_blobs is False.
+    Payload blobs are re-hashed (CorruptBlob on tampering) unless verify_blobs is False. Relative gates
+    are re-derived from the baseline evidence the run recorded (its mapping and payload digests).
     """
     run = get_run(ws.db, run_id)
     if not run["mapping_sha256"] or not ws.db["run_payloads"].count_where("run_id = ?", [run["id"]]):
@@ -59,7 +61,10 @@ def reevaluate_run(ws: Workspace, run_id: str, *, verify_blobs: bool = True) -> 
     policy = RunPolicy(**json.loads(run["policy_json"]))
     pipeline_doc = json.loads(run["pipeline_json"] or "{}")
     provided = {"reference_outputs"} if (pipeline_doc.get("model") or {}).get("reference_outputs") else set()
-    metrics, evaluation = verdict_from_payloads(payloads, mapping, gates, policy, devices, provided)
+    baselines = load_recorded_baselines(ws, json.loads(run["baselines_json"]), verify=verify_blobs) \
+        if run.get("baselines_json") else None
+    metrics, evaluation = verdict_from_payloads(payloads, mapping, gates, policy, devices, provided,
+                                                baselines=baselines)
     stored = json.loads(run["gates_eval_json"]) if run["gates_eval_json"] else None
     mismatches = []
     if stored:

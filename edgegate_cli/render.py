@@ -60,11 +60,37 @@ def run_outcome(run: dict) -> None:
     """Metrics, gates and the verdict line of a run outcome (as a JSON-like dict)."""
     metric_table(run["devices"])
     gate_table(run["gates"])
+    no_baseline(run["gates"])
     for g in run["gates"]:
-        if g["status"] == "fail" and g["required"]:
+        if g["status"] == "fail" and g["required"] and g.get("max_regression_pct") is not None:
+            from .ci_reports import failure_message
+
+            output.line(f"Gate failed: {g['gate']} on {g['device']}: {failure_message(g)}")
+        elif g["status"] == "fail" and g["required"]:
             output.line(f"Gate failed: {g['gate']} on {g['device']}: value {fmt(g.get('value'))} {unit_of(g)}, "
                         f"threshold {g['op']} {g['threshold']:g}".replace(" ,", ","))
     verdict_line(run)
+
+
+def no_baseline(gates: list[dict]) -> None:
+    """One prominent line per relative gate skipped for want of a baseline (SPEC §6 step 6)."""
+    for g in gates:
+        if g.get("code") == "NO_BASELINE":
+            output.line(f"NO_BASELINE: {g['gate']} on {g['device']} was skipped: "
+                        f"{g['reason'].removeprefix('NO_BASELINE: ')}", style="bold yellow")
+
+
+def _explain_relative(g: dict) -> None:
+    base = g.get("baseline_run_id") or "—"
+    where = f"{g.get('baseline_source') or '?'} {base}" + (
+        f", bundle sha256:{g['baseline_bundle_sha256']}" if g.get("baseline_bundle_sha256") else "")
+    output.line(f"  baseline: {g.get('baseline')} -> {where}")
+    ratio = f"{g['ratio']:.3f}" if g.get("ratio") is not None else "—"
+    p = f"{g['p_value']:.3g}" if g.get("p_value") is not None else "—"
+    output.line(f"  medians: candidate {fmt(g.get('value'))} {unit_of(g)}, baseline {fmt(g.get('baseline_median'))} "
+                f"{unit_of(g)}; ratio {ratio}; p-value {p}; samples: candidate {g.get('n_candidate') or 0}, "
+                f"baseline {g.get('n_baseline') or 0}")
+    output.line(f"  rule: {g.get('rule') or ''}")
 
 
 def explain(result: dict) -> None:
@@ -78,8 +104,11 @@ def explain(result: dict) -> None:
             limit = f" (flake limit {g['cv_limit']:g})" if g.get("cv_limit") is not None else ""
             output.line(f"  value: median {fmt(g['value'])} {g['unit']} over {g['repeats']} repeats "
                         f"[{repeats}], {g['samples']} samples, CV {cv}{limit}")
-        output.line(f"  rule: {g['metric']} {g['op']} {g['threshold']:g}" + ("" if g["required"] else
-                    "; optional: a failure warns, a missing or flaky metric skips"))
+        if g.get("max_regression_pct") is not None:
+            _explain_relative(g)
+        else:
+            output.line(f"  rule: {g['metric']} {g['op']} {g['threshold']:g}" + ("" if g["required"] else
+                        "; optional: a failure warns, a missing or flaky metric skips"))
         output.line(f"  why: {g['reason']}" + (f" [{g['code']}]" if g.get("code") else ""))
         if g["metric"] == "correctness":
             _failing_cases([c for c in result.get("cases", []) if c["device"] == g["device"]])

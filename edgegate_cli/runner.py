@@ -57,8 +57,17 @@ def _ingest_model(ws: Workspace, info) -> tuple[str, dict]:
 
 def _preflight(pipeline: Pipeline, mapping: dict, backend: str) -> None:
     """Every required gate's metric must be available and stable for this backend (SPEC §5)."""
+    from .errors import InvalidInput
+    from .samples import has_iteration_samples
+
     provided = {"reference_outputs"} if pipeline.model and pipeline.model.reference_outputs else set()
-    for gate in pipeline.gates:
+    for i, gate in enumerate(pipeline.gates):
+        if gate.relative and mapping["metrics"].get(gate.metric, {}).get("available") and \
+                not has_iteration_samples(mapping, gate.metric):
+            raise InvalidInput(f"{pipeline.source}: $.gates[{i}]: relative gate on {gate.metric}: the {backend} "
+                               f"backend reports one {gate.metric} value per repeat, not per-iteration samples, so "
+                               "there is nothing to test for significance",
+                               hint=f"gate {gate.metric} with an absolute threshold {{metric, op, value}} instead")
         if not gate.required:
             continue
         entry = mapping["metrics"].get(gate.metric, {})
@@ -126,13 +135,17 @@ def _resolve_pack(ws: Workspace, pipeline: Pipeline, info):
 
 
 def execute_run(ws: Workspace, pipeline: Pipeline, progress: Progress, *, wait: bool = False,
-                evidence: list[str] = ()) -> RunOutcome:
+                evidence: list[str] = (), require_baseline: bool = False,
+                allow_foreign_baseline: bool = False) -> RunOutcome:
     """Run `pipeline` end to end and return its outcome (verdict passed / failed / error).
 
     Raises InvalidInput/LimitExceeded before the run exists; RunActive if another run holds the
     home; run errors (MISSING_REQUIRED_METRIC, DEVICE_JOB_FAILED, TIMEOUT...) after marking the run.
     A flaky or missing metric found at evaluation is returned as verdict `error`, not raised.
     `evidence` holds `[DEVICE=]genie:FILE` values: device profiles that add token metrics.
+    Relative gates resolve their baselines before any device time (see `baselines`): a missing one
+    is skipped (NO_BASELINE), or raises NoBaseline under `require_baseline`; a run id of another
+    pipeline or device raises InvalidInput unless `allow_foreign_baseline`.
     """
     from .evidence import parse_evidence
 
@@ -147,7 +160,7 @@ def execute_run(ws: Workspace, pipeline: Pipeline, progress: Progress, *, wait: 
     try:
         with Heartbeat(str(ws.home.db_path), run_id), tempfile.TemporaryDirectory(prefix="edgegate-run-") as tmp:
             return _execute(ws, pipeline, backend, info, pack, device_evidence, run_id, Path(tmp), progress,
-                            started)
+                            started, (require_baseline, allow_foreign_baseline))
     except EdgeGateError as err:
         transition(ws.db, run_id, "error", err.code, {"error_code": err.code, "error_detail": err.message,
                                                       "verdict": "error"})
@@ -185,7 +198,33 @@ def _inputs(ws: Workspace, pipeline: Pipeline, info, pack, tmp: Path) -> tuple[s
                                                                      "inputs.npz")}
 
 
-def _execute(ws, pipeline, backend, info, pack, device_evidence, run_id, tmp, progress, started) -> RunOutcome:
+def _resolve_baselines(ws: Workspace, pipeline: Pipeline, run_id: str, options: tuple[bool, bool], progress):
+    """Relative gates' baselines, recorded in the run (and their blobs referenced by it) before measuring."""
+    from .baselines import missing_baselines, resolve_baselines
+    from .errors import NoBaseline
+
+    require, allow_foreign = options
+    if not any(g.relative for g in pipeline.gates):
+        return None
+    evidence, records = resolve_baselines(ws, pipeline, exclude_run=run_id, allow_foreign=allow_foreign)
+    missing = missing_baselines(evidence)
+    if missing and require:
+        raise NoBaseline(f"{pipeline.source}: --require-baseline: no baseline for {'; '.join(missing)}",
+                         hint="run the pipeline once without --require-baseline, or pin one with "
+                              "`edgegate gate baseline set`")
+    for line in missing:
+        progress(f"NO_BASELINE: {line}; the relative gate will be skipped")
+    for rec in records.values():
+        for digest in [rec.get("mapping_sha256"), *rec.get("payloads", [])]:
+            if digest:
+                add_ref(ws.db, digest, "run", run_id)
+    with ws.db.atomic():
+        ws.db["runs"].update(run_id, {"baselines_json": json.dumps(records, sort_keys=True)})
+    return evidence
+
+
+def _execute(ws, pipeline, backend, info, pack, device_evidence, run_id, tmp, progress, started,
+             baseline_options=(False, False)) -> RunOutcome:
     from .backends.base import RawPayload
     from .evidence import check_evidence_coverage, mapping_with_evidence
     from .promptpack_format import effective_cases
@@ -198,6 +237,7 @@ def _execute(ws, pipeline, backend, info, pack, device_evidence, run_id, tmp, pr
         mapping_sha = store_bytes(ws.db, ws.cas, json.dumps(mapping, sort_keys=True).encode(), "metric_mappings",
                                   f"{run_id}-mapping.json")
     _preflight(pipeline, mapping, pipeline.backend)
+    baselines = _resolve_baselines(ws, pipeline, run_id, baseline_options, progress)
     model_sha, model_desc = _ingest_model(ws, info)
     inputs_path, inputs = _inputs(ws, pipeline, info, pack, tmp)
     inputs_sha = inputs["sha256"]
@@ -235,7 +275,7 @@ def _execute(ws, pipeline, backend, info, pack, device_evidence, run_id, tmp, pr
     transition(ws.db, run_id, "evaluating")
     by_device = {d: [p.data for p in raw if p.device == d and not p.warmup] for d in pipeline.devices}
     metrics, evaluation = verdict_from_payloads(by_device, mapping, pipeline.gates, policy, pipeline.devices,
-                                                _provided(pipeline))
+                                                _provided(pipeline), baselines=baselines)
     return _report(ws, pipeline, run_id, metrics, evaluation, model_desc, inputs, started)
 
 

@@ -42,8 +42,23 @@ def _describe(err) -> str:
         close = difflib.get_close_matches(err.instance, [str(v) for v in err.validator_value], n=3)
         msg = f"{err.instance!r} is not one of the allowed values"
         msg += f"; did you mean {', '.join(close)}?" if close else f" ({', '.join(map(str, err.validator_value))})"
+    if err.validator == "oneOf" and all(isinstance(b, dict) and b.get("title") for b in err.validator_value):
+        msg = _describe_one_of(err)
     if len(msg) > 300:
         msg = msg[:297] + "..."
+    return msg
+
+
+def _describe_one_of(err) -> str:
+    """`is neither A nor B`, plus what the closest alternative (fewest complaints) is missing."""
+    titles = [b["title"] for b in err.validator_value]
+    by_branch: dict[int, list] = {}
+    for sub in err.context:
+        by_branch.setdefault(sub.schema_path[0], []).append(sub)
+    msg = "is neither " + " nor ".join(titles)
+    if by_branch:
+        branch, subs = min(by_branch.items(), key=lambda kv: (len(kv[1]), kv[0]))
+        msg += f"; as {titles[branch]}: {subs[0].message}"
     return msg
 
 

@@ -80,6 +80,15 @@ def m002_run_evidence(db: sqlite_utils.Database) -> None:
     db["runs"].add_column("pipeline_json", str)
 
 
+@migrations()
+def m004_baselines(db: sqlite_utils.Database) -> None:
+    # Relative gates: the baseline each run compared against (run id, bundle digest, the digests of its
+    # mapping and payloads, so the verdict can be re-derived), and baselines pinned per pipeline and device.
+    db["runs"].add_column("baselines_json", str)
+    db["baseline_pins"].create({"pipeline": str, "device": str, "run_id": str, "created_at": str},
+                               pk=("pipeline", "device"), foreign_keys=[("run_id", "runs", "id")])
+
+
 def _check_not_newer(db: sqlite_utils.Database, migration_set: Migrations) -> None:
     known = {m.name for m in migration_set._migrations}  # sqlite-utils exposes no public list
     unknown = sorted({m.name for m in migration_set.applied(db)} - known)

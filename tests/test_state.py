@@ -35,6 +35,8 @@ RUNS_COLUMNS = {
     # m002_run_evidence
     "mapping_sha256": str, "capabilities_sha256": str, "model_json": str, "inputs_json": str,
     "pipeline_json": str,
+    # m004_baselines
+    "baselines_json": str,
 }
 ARTIFACTS_COLUMNS = {"sha256": str, "kind": str, "bytes": int, "created_at": str, "expires_at": str,
                      "original_name": str}
@@ -47,6 +49,7 @@ OTHER_COLUMNS = {
                     "created_at": str},
     "signing_keys": {"key_id": str, "public_key": str, "created_at": str, "revoked_at": str, "source": str},
     "audit_events": {"id": int, "at": str, "actor": str, "command": str, "event": str, "detail_json": str},
+    "baseline_pins": {"pipeline": str, "device": str, "run_id": str, "created_at": str},
 }
 
 

@@ -13,6 +13,10 @@ def check(
                                  "list`), or the path of a bundle zip."),
     key: list[str] = typer.Option(None, "--key", metavar="PUBFILE", help="For a BUNDLE: trust only this public "
                                   "key (as `edgegate verify --key`); repeatable."),
+    junit: str = typer.Option(None, "--junit", metavar="FILE", help="Write a JUnit XML report (one testcase per "
+                              "gate x device)."),
+    summary: str = typer.Option(None, "--summary", metavar="FILE", help="Write a Markdown summary (e.g. "
+                                "$GITHUB_STEP_SUMMARY)."),
     json_: bool = typer.Option(False, "--json", help="Print the result as one JSON document."),
 ) -> None:
     """Recompute RUN's verdict from its raw payloads, mapping, gates and policy; exit 0/1/3 by verdict.
@@ -25,17 +29,18 @@ def check(
     from .. import output, render
     from ..errors import ExitCode, InvalidInput, VerificationFailed
     from ..reevaluation import reevaluate_run
-    from . import open_workspace
+    from . import open_workspace, write_ci_reports
 
     output.set_json(json_)
     if Path(run_id).is_file():
-        _check_bundle(run_id, key)
+        _check_bundle(run_id, key, junit, summary)
     if key:
         raise InvalidInput(f"--key applies to a BUNDLE file, and {run_id} is not a file")
     result = reevaluate_run(open_workspace(), run_id)
     if not result.agrees:
         raise VerificationFailed(f"run {result.run_id}: recomputed verdict {result.verdict} disagrees with the "
                                  f"stored {result.stored_verdict} (gates: {', '.join(result.mismatches) or 'none'})")
+    write_ci_reports(result, junit, summary)
     output.emit(result, lambda r: (render.gate_table([g.model_dump() for g in r.evaluation.gates]),
                                    output.line(f"{r.verdict.upper()}: recomputed from raw payloads; agrees "
                                                f"with the stored verdict of run {r.run_id}")))
@@ -43,12 +48,14 @@ def check(
                                                                                       ExitCode.RUN_ERROR)))
 
 
-def _check_bundle(path: str, key_files: list[str] | None) -> None:
+def _check_bundle(path: str, key_files: list[str] | None, junit: str | None = None, summary: str | None = None) -> None:
     from .. import output, render
     from ..bundle_check import check_bundle, require_agreement, trusted_keys_for
     from ..errors import ExitCode
+    from . import write_ci_reports
 
     result = require_agreement(check_bundle(path, trusted_keys_for(key_files)[0]))
+    write_ci_reports(result, junit, summary)
     output.emit(result, lambda r: (render.gate_table(r.evaluation["gates"]), output.line(
         f"{r.verdict.upper()}: recomputed from the bundle's raw payloads; agrees with the verdict "
         f"signed by {r.key_id} for run {r.run_id}")))

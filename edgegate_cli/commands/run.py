@@ -20,6 +20,14 @@ def run(
                                "evidence bundle to FILE (as `edgegate bundle create`)."),
     key: str = typer.Option(None, "--key", metavar="KEY_ID", help="With --bundle: sign with this key (default: "
                             "EDGEGATE_SIGNING_KEY, else the newest non-revoked key of this home)."),
+    require_baseline: bool = typer.Option(False, "--require-baseline", help="A relative gate with no baseline "
+                                          "is a run error (NO_BASELINE, exit 3) instead of skipped."),
+    allow_foreign_baseline: bool = typer.Option(False, "--allow-foreign-baseline", help="Accept a baseline run id "
+                                                "of another pipeline or device."),
+    junit: str = typer.Option(None, "--junit", metavar="FILE", help="Write a JUnit XML report (one testcase per "
+                              "gate x device)."),
+    summary: str = typer.Option(None, "--summary", metavar="FILE", help="Write a Markdown summary (e.g. "
+                                "$GITHUB_STEP_SUMMARY)."),
     json_: bool = typer.Option(False, "--json", help="Print the outcome as one JSON document."),
 ) -> None:
     """Run PIPELINE's model on its devices (1 warmup + N repeats), evaluate its gates, exit 0/1/3.
@@ -33,7 +41,7 @@ def run(
     from ..pipeline import load_pipeline
     from ..runner import execute_run
     from ..signing import load_signing_key
-    from . import open_workspace
+    from . import open_workspace, write_ci_reports
 
     output.set_json(json_)
     spec = load_pipeline(pipeline, model_override=model)
@@ -43,10 +51,12 @@ def run(
     signer = load_signing_key(ws, key) if bundle else None  # before any device time: no key fails fast
     steps = len(spec.devices) * (spec.run_policy.warmup + spec.run_policy.repeats)
     with output.progress(f"Running {spec.name} on {', '.join(spec.devices)}", total=steps) as advance:
-        outcome = execute_run(ws, spec, advance, wait=wait, evidence=evidence)
+        outcome = execute_run(ws, spec, advance, wait=wait, evidence=evidence, require_baseline=require_baseline,
+                              allow_foreign_baseline=allow_foreign_baseline)
     if signer is not None:
         written = bundle_after_run(ws, outcome.run_id, signer, bundle)
         output.log(f"Bundle: {written.path} ({written.sha256}), signed by {written.key_id}", style=None)
+    write_ci_reports(outcome, junit, summary)
     output.emit(outcome, lambda o: render.run_outcome(o.model_dump(mode="json")))
     raise typer.Exit(int({"passed": ExitCode.OK, "failed": ExitCode.GATES_FAILED}.get(outcome.verdict,
                                                                                        ExitCode.RUN_ERROR)))
