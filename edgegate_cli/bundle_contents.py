@@ -33,16 +33,22 @@ def check_bundleable(ws, run: dict) -> None:
                            hint=f"see why with `edgegate runs show {rid}`")
 
 
-def _versions(payloads: list[dict]) -> dict[str, str]:
-    """EdgeGate's version, and each runtime's version as the payloads' environments report it."""
+def _versions(payloads: list[dict], capabilities: dict) -> dict[str, str]:
+    """EdgeGate's version, and each runtime's version as the payloads' environments report it (else as
+    the probe's capabilities recorded it; Python, failing both, is the bundler's)."""
+    from .bundle_report import payload_environment
+
     found: dict[str, set[str]] = {}
-    for p in payloads:
-        env = p.get("environment") if isinstance(p.get("environment"), dict) else {}
+    for env in [payload_environment(p) for p in payloads]:
         for key in VERSION_KEYS:
             if env.get(key) is not None:
                 found.setdefault(key, set()).add(str(env[key]))
     versions = {key: ", ".join(sorted(values)) for key, values in found.items()}
-    versions.setdefault("python", platform.python_version())  # no payload said: the bundler's
+    probed = capabilities.get("environment") if isinstance(capabilities.get("environment"), dict) else {}
+    for key in VERSION_KEYS:
+        if key not in versions and probed.get(key) is not None:
+            versions[key] = str(probed[key])
+    versions.setdefault("python", platform.python_version())
     return {"edgegate": __version__, **versions}
 
 
@@ -101,7 +107,8 @@ def collect_files(ws, run: dict, *, include_model: bool = False) -> tuple[dict[s
         "model_included": include_model, "inputs": inputs,
         "verdict": evaluation["verdict"], "error_code": evaluation.get("error_code"),
         "error_detail": evaluation.get("error_detail"), "gates": _gates(evaluation),
-        "versions": _versions(payloads), "run_started_at": run["created_at"], "created_at": run["finished_at"],
+        "versions": _versions(payloads, json.loads(files["capabilities.json"])),
+        "run_started_at": run["created_at"], "created_at": run["finished_at"],
         "raw": index,
     }
     files["report.md"] = render_report(predicate, metrics, payloads)

@@ -13,6 +13,16 @@ ENV_ROWS = (("EdgeGate", None), ("ONNX Runtime", "onnxruntime"), ("onnxruntime-g
             ("Threads", "threads"), ("Device", "device_name"))
 
 
+def payload_environment(payload: dict) -> dict:
+    """What a payload says about where it ran: its `environment` (local backend), plus the SDK version
+    an AI Hub payload records under `edgegate.sdk_version`."""
+    env = dict(payload["environment"]) if isinstance(payload.get("environment"), dict) else {}
+    provenance = payload.get("edgegate") if isinstance(payload.get("edgegate"), dict) else {}
+    if provenance.get("sdk_version") is not None:
+        env.setdefault("qai_hub", provenance["sdk_version"])
+    return env
+
+
 def _cell(value) -> str:
     if value is None:
         return "—"
@@ -71,9 +81,10 @@ def _metrics(metrics: dict) -> list[str]:
 def _environment(p: dict, payloads: list[dict]) -> list[str]:
     envs: dict[str, dict] = {}
     for payload in payloads:
-        env = payload.get("environment")
-        if isinstance(env, dict):
-            envs.setdefault(str(payload.get("device", "?")), {}).update(env)
+        env = payload_environment(payload)
+        if env:
+            device = payload.get("device") or (payload.get("edgegate") or {}).get("device") or "?"
+            envs.setdefault(str(device), {}).update(env)
     out = ["## Environment", ""]
     for device in sorted(envs) or ["(no payload reported one)"]:
         env = {**envs.get(device, {})}

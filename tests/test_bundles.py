@@ -266,3 +266,13 @@ def test_genai_bundle_carries_the_promptpack_and_re_derives(probed_home, tmp_pat
     assert result.verdict == outcome.verdict
     check = check_bundle(tmp_path / "g.zip", trusted_keys(ws))
     assert (check.verdict, check.agrees) == (outcome.verdict, True)
+
+
+def test_payload_environment_reads_local_and_ai_hub_payloads():
+    """Local payloads carry `environment`; AI Hub payloads name the SDK under `edgegate.sdk_version`."""
+    from edgegate_cli.bundle_report import payload_environment
+
+    assert payload_environment({"environment": {"onnxruntime": "1.32.0", "cpu": "x"}}) == {
+        "onnxruntime": "1.32.0", "cpu": "x"}
+    assert payload_environment({"edgegate": {"sdk_version": "0.56.0", "job_id": "j1"}}) == {"qai_hub": "0.56.0"}
+    assert payload_environment({"execution_summary": {}}) == {}
