@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -101,7 +103,7 @@ def check_inputs(pipeline: Pipeline, ws: Workspace):
     from .errors import InvalidInput
     from .validators import validate_model
 
-    backend = get_backend(pipeline.backend)
+    backend = get_backend(pipeline.backend, ws=ws)
     info = validate_model(pipeline.model.path, pipeline.model.input_specs)
     backend.check_model_form(info.form, pipeline.source)
     backend.check_devices(pipeline.devices, pipeline.source)
@@ -250,17 +252,17 @@ def _execute(ws, pipeline, backend, info, pack, device_evidence, run_id, tmp, pr
     policy = pipeline.run_policy
     deadline = started + policy.timeout_s
     transition(ws.db, run_id, "running")
-    raw = []
-    for device in pipeline.devices:
-        raw.extend(backend.measure(MeasureRequest(
-            run_id=run_id, device=device, model_form=info.form,
-            model_path=info.path if info.form == "genai" else (info.onnx_path or info.path),
-            inputs_path=inputs_path, reference_outputs=pipeline.model.reference_outputs,
-            iterations=policy.iterations, warmup=policy.warmup, repeats=policy.repeats, threads=policy.threads,
-            deadline=deadline, context_length=info.context_length,
-            cases=effective_cases(pack.document) if pack else None,
-            promptpack={"id": pack.pack_id, "version": pack.version, "sha256": pack.sha256} if pack else None),
-            progress))
+    requests = [MeasureRequest(
+        run_id=run_id, device=device, model_form=info.form,
+        model_path=info.path if info.form == "genai" else (info.onnx_path or info.path),
+        model_source=info.path, model_sha256=model_sha, input_specs=pipeline.model.input_specs,
+        inputs_path=inputs_path, reference_outputs=pipeline.model.reference_outputs,
+        iterations=policy.iterations, warmup=policy.warmup, repeats=policy.repeats, threads=policy.threads,
+        deadline=deadline, context_length=info.context_length,
+        cases=effective_cases(pack.document) if pack else None,
+        promptpack={"id": pack.pack_id, "version": pack.version, "sha256": pack.sha256} if pack else None)
+        for device in pipeline.devices]
+    raw = measure_devices(backend, requests, progress)
     # Device evidence joins its device's payloads after the measured repeats.
     raw.extend(RawPayload(device=e.device, repeat_index=1000 + i, warmup=False, data=e.payload)
                for i, e in enumerate(device_evidence))
@@ -277,6 +279,38 @@ def _execute(ws, pipeline, backend, info, pack, device_evidence, run_id, tmp, pr
     metrics, evaluation = verdict_from_payloads(by_device, mapping, pipeline.gates, policy, pipeline.devices,
                                                 _provided(pipeline), baselines=baselines)
     return _report(ws, pipeline, run_id, metrics, evaluation, model_desc, inputs, started)
+
+
+def measure_devices(backend, requests: list[MeasureRequest], progress: Progress) -> list:
+    """Every device's raw payloads, in device order.
+
+    Devices run one after another, or, for a backend with `parallel_devices` (AI Hub, whose jobs wait on
+    remote devices), at once in up to `max_parallel_devices` threads. The first device error wins: the
+    other devices are told to stop (at their next poll) and the error is raised once all have returned.
+    """
+    if not getattr(backend, "parallel_devices", False):
+        return [p for req in requests for p in backend.measure(req, progress)]
+    lock, stop = threading.Lock(), threading.Event()
+
+    def safe(*args, **kwargs) -> None:
+        with lock:
+            progress(*args, **kwargs)
+
+    first: BaseException | None = None
+    workers = max(1, min(len(requests), backend.max_parallel_devices))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="edgegate-device") as pool:
+        futures = [pool.submit(backend.measure, req, safe, stop=stop) for req in requests]
+        try:
+            for future in as_completed(futures):
+                if future.exception() is not None and first is None:
+                    first = future.exception()
+                    stop.set()
+        except BaseException:
+            stop.set()  # Ctrl-C: the device threads end at their next poll, then the pool joins them
+            raise
+    if first is not None:
+        raise first
+    return [p for future in futures for p in future.result()]
 
 
 def _provided(pipeline: Pipeline) -> set[str]:

@@ -81,6 +81,18 @@ def m002_run_evidence(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m003_aihub_cache(db: sqlite_utils.Database) -> None:
+    # AI Hub ids, so a model is uploaded once per sha256 and compiled once per (sha256, device,
+    # options, SDK version), per AI Hub server. Never a token.
+    db["aihub_models"].create({"api_url": str, "model_sha256": str, "model_id": str, "created_at": str},
+                              pk=("api_url", "model_sha256"))
+    db["aihub_compiles"].create({"api_url": str, "model_sha256": str, "device": str, "options": str,
+                                 "sdk_version": str, "compile_job_id": str, "target_model_id": str,
+                                 "created_at": str},
+                                pk=("api_url", "model_sha256", "device", "options", "sdk_version"))
+
+
+@migrations()
 def m004_baselines(db: sqlite_utils.Database) -> None:
     # Relative gates: the baseline each run compared against (run id, bundle digest, the digests of its
     # mapping and payloads, so the verdict can be re-derived), and baselines pinned per pipeline and device.

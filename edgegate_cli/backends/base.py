@@ -17,6 +17,9 @@ class MeasureRequest(BaseModel):
     device: str
     model_path: str  # the file or directory the backend runs
     model_form: str
+    model_source: str | None = None  # the model as given (file or directory): what qaihub uploads
+    model_sha256: str | None = None  # the run's model digest (a directory's manifest digest)
+    input_specs: dict | None = None  # the pipeline's input_specs (TorchScript needs them to compile)
     inputs_path: str | None = None  # .npz keyed by input name (not for GenAI models)
     reference_outputs: str | None = None
     cases: list[dict] | None = None  # GenAI: the PromptPack's cases, defaults applied
@@ -47,7 +50,21 @@ class ProbeOutcome(BaseModel):
 Progress = Callable[[str], None]
 
 
+class DeviceInfo(BaseModel):
+    """One device a backend can run on (`edgegate probe devices`)."""
+
+    name: str
+    os: str | None = None
+    chipset: str | None = None
+    frameworks: list[str] = []
+    attributes: list[str] = []
+
+
 class Backend(Protocol):
+    """A backend. One with `parallel_devices = True` has `measure` called from worker threads, one
+    device each (at most `max_parallel_devices` at once), with a keyword `stop` (threading.Event): once
+    it is set another device has failed and `measure` should give up at its next poll."""
+
     name: str
 
     def check_devices(self, devices: list[str], source: str) -> None:
@@ -63,12 +80,31 @@ class Backend(Protocol):
         """Run the probe models and derive capabilities and the metric mapping."""
 
 
-def get_backend(name: str) -> Backend:
-    """The backend called `name`; InvalidInput for an unknown one."""
+def get_backend(name: str, ws=None, devices: list[str] | None = None) -> Backend:
+    """The backend called `name`; InvalidInput for an unknown one.
+
+    `ws` (a Workspace) gives qaihub its state cache of AI Hub ids; `devices` are the AI Hub devices a
+    qaihub probe runs on (the local backend takes none).
+    """
+    from ..errors import InvalidInput
+
     if name == "local":
+        if devices:
+            raise InvalidInput("--device picks AI Hub devices for `probe --backend qaihub`; the local backend "
+                               "probes this machine (local:cpu)")
         from .local import LocalBackend
 
         return LocalBackend()
-    from ..errors import InvalidInput
+    if name == "qaihub":
+        from .qaihub import QAIHubBackend
 
+        return QAIHubBackend(state_path=ws.home.db_path if ws is not None else None, probe_devices=devices)
     raise InvalidInput(f"unknown backend {name!r} (known: local, qaihub)")
+
+
+def list_devices(name: str) -> list[DeviceInfo]:
+    """Every device backend `name` can run on (AI Hub's live device list for qaihub)."""
+    backend = get_backend(name)
+    if hasattr(backend, "list_devices"):
+        return backend.list_devices()
+    return [DeviceInfo(name=d, frameworks=["onnx"]) for d in backend.available_devices()]
