@@ -1,8 +1,9 @@
 """Checking a bundle offline: `verify` (signature, trust, hashes) and `gate check BUNDLE` (re-derive the verdict).
 
 Both verify first. Re-deriving uses only the bundle: the measurement payloads under `raw/` (the
-warmup repeat excluded, as `predicate.raw` flags it), `mapping.json`, and the gates, run policy and
-devices from `pipeline.json`, through the same `gating.verdict_from_payloads` a run uses (SPEC §6).
+warmup repeat excluded, as `predicate.raw` flags it), `mapping.json`, the gates, run policy and
+devices from `pipeline.json`, and for relative gates the baseline evidence under `baselines/`,
+through the same `gating.verdict_from_payloads` a run uses (SPEC §6).
 """
 
 from __future__ import annotations
@@ -117,6 +118,38 @@ def _inputs(verified: VerifiedBundle):
     return by_device, mapping, gates, policy, devices, provided
 
 
+def _baseline_json(verified: VerifiedBundle, digest: str):
+    """A baseline blob, which must hash to the digest it is named and recorded by."""
+    from .bundle_contents import baseline_file
+
+    name = baseline_file(digest)
+    data = _signed_json(verified, name)
+    if verified.statement["predicate"]["files"].get(name) != f"sha256:{digest}":
+        raise VerificationFailed(f"{name}: content does not hash to the digest it is named by")
+    return data
+
+
+def _baselines(verified: VerifiedBundle) -> dict | None:
+    """The baseline evidence of relative gates, from `baselines.json` and `baselines/<sha256>.json`."""
+    from .gating import BaselineEvidence
+
+    if "baselines.json" not in verified.files:
+        return None
+    out = {}
+    for key, rec in _signed_json(verified, "baselines.json").items():
+        try:
+            if rec.get("missing"):
+                out[key] = BaselineEvidence(source=rec["source"], missing=rec["missing"])
+                continue
+            out[key] = BaselineEvidence(
+                source=rec["source"], run_id=rec.get("run_id"), bundle_sha256=rec.get("bundle_sha256"),
+                mapping=_baseline_json(verified, rec["mapping_sha256"]),
+                payloads=[_baseline_json(verified, d) for d in rec["payloads"]])
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise VerificationFailed(f"baselines.json: record {key!r} is malformed ({exc})") from None
+    return out
+
+
 def check_bundle(path: Path | str, trusted: TrustedKeys) -> BundleCheck:
     """Verify a bundle, then recompute its verdict from its own evidence and compare with the signed one.
 
@@ -128,7 +161,7 @@ def check_bundle(path: Path | str, trusted: TrustedKeys) -> BundleCheck:
 
     verified = verify_bundle(open_bundle(path), trusted)
     predicate = verified.statement["predicate"]
-    metrics, evaluation = verdict_from_payloads(*_inputs(verified))
+    metrics, evaluation = verdict_from_payloads(*_inputs(verified), baselines=_baselines(verified))
     signed = {(g["gate"], g["device"]): g["status"] for g in predicate.get("gates") or []}
     recomputed = {(g.gate, g.device): g.status for g in evaluation.gates}
     mismatches = [f"{gate} on {device}: signed {signed.get((gate, device), 'absent')}, recomputed "

@@ -10,12 +10,15 @@ import json
 import platform
 
 from . import __version__
+from .bundles import BUNDLE_FORMAT, device_slugs, dump_json
 from .errors import InvalidInput
 
 FINAL = ("passed", "failed", "error")
 VERSION_KEYS = ("onnxruntime", "onnxruntime_genai", "qai_hub", "python")
 GATE_FIELDS = ("gate", "metric", "op", "threshold", "device", "required", "status", "value", "unit", "cv",
                "code", "reason")
+RELATIVE_FIELDS = ("baseline", "baseline_source", "baseline_run_id", "baseline_bundle_sha256", "baseline_median",
+                   "ratio", "p_value", "max_regression_pct")
 
 
 def check_bundleable(ws, run: dict) -> None:
@@ -54,8 +57,6 @@ def _versions(payloads: list[dict], capabilities: dict) -> dict[str, str]:
 
 def _raw_entries(ws, run: dict) -> tuple[dict[str, bytes], list[dict], list[dict]]:
     """(files, index, parsed payloads) for every stored payload of the run, warmup included."""
-    from .bundles import device_slugs
-
     devices = json.loads(run["devices_json"])
     slugs = device_slugs(devices)
     files, index, parsed = {}, [], []
@@ -71,7 +72,28 @@ def _raw_entries(ws, run: dict) -> tuple[dict[str, bytes], list[dict], list[dict
 
 
 def _gates(evaluation: dict) -> list[dict]:
-    return [{k: g.get(k) for k in GATE_FIELDS} for g in evaluation["gates"]]
+    return [{k: g.get(k) for k in GATE_FIELDS + (RELATIVE_FIELDS if g.get("baseline") else ())}
+            for g in evaluation["gates"]]
+
+
+def baseline_file(digest: str) -> str:
+    """Where a baseline blob (mapping or payload) sits in a bundle: named by its own sha256."""
+    return f"baselines/{digest}.json"
+
+
+def _baselines(ws, run: dict) -> tuple[dict[str, bytes], dict | None]:
+    """The baseline evidence of relative gates, as the run recorded it (`runs.baselines_json`):
+    `baselines.json` (the records) plus every baseline mapping and payload blob, exact CAS bytes."""
+    if not run.get("baselines_json"):
+        return {}, None
+    records = json.loads(run["baselines_json"])
+    files = {"baselines.json": dump_json(records)}
+    for rec in records.values():
+        for digest in ([rec["mapping_sha256"], *rec["payloads"]] if not rec.get("missing") else []):
+            files[baseline_file(digest)] = ws.cas.read_bytes(digest, verify=True)
+    summary = {key: {k: rec.get(k) for k in ("source", "run_id", "bundle_sha256", "missing")}
+               for key, rec in sorted(records.items())}
+    return files, summary
 
 
 def collect_files(ws, run: dict, *, include_model: bool = False) -> tuple[dict[str, bytes], dict]:
@@ -80,7 +102,6 @@ def collect_files(ws, run: dict, *, include_model: bool = False) -> tuple[dict[s
     Raises InvalidInput (see check_bundleable) and CorruptBlob when a stored blob was altered.
     """
     from .bundle_report import render_report
-    from .bundles import BUNDLE_FORMAT, dump_json
 
     check_bundleable(ws, run)
     read = ws.cas.read_bytes
@@ -98,6 +119,8 @@ def collect_files(ws, run: dict, *, include_model: bool = False) -> tuple[dict[s
     })
     if inputs and str(inputs.get("source", "")).startswith("promptpack "):
         files["promptpack.json"] = read(inputs["sha256"], verify=True)
+    baseline_files, baselines = _baselines(ws, run)
+    files.update(baseline_files)
     if include_model:
         files.update({f"model/{name}": read(digest, verify=True) for name, digest in sorted(model["files"].items())})
     predicate = {
@@ -109,7 +132,7 @@ def collect_files(ws, run: dict, *, include_model: bool = False) -> tuple[dict[s
         "error_detail": evaluation.get("error_detail"), "gates": _gates(evaluation),
         "versions": _versions(payloads, json.loads(files["capabilities.json"])),
         "run_started_at": run["created_at"], "created_at": run["finished_at"],
-        "raw": index,
+        "raw": index, "baselines": baselines,
     }
     files["report.md"] = render_report(predicate, metrics, payloads)
     return files, predicate

@@ -56,7 +56,7 @@ def _verdict(p: dict) -> list[str]:
 
 def _gates(p: dict) -> list[str]:
     rows = [[g["device"], g["gate"], STATUS.get(g["status"], g["status"]) + ("" if g["required"] else " (optional)"),
-             g.get("value"), _unit(g.get("unit")), f"{g['op']} {g['threshold']:g}", g.get("cv"), g.get("reason")]
+             g.get("value"), _unit(g.get("unit")), f"{g['op']} {_cell(g['threshold'])}", g.get("cv"), g.get("reason")]
             for g in sorted(p["gates"], key=lambda g: (g["device"], g["gate"]))]
     return ["## Gates", ""] + _table(["device", "gate", "result", "value", "unit", "threshold", "CV", "why"],
                                      rows) + [""]

@@ -13,6 +13,8 @@ Layout, bundle format 1 (every JSON file is `json.dumps(sort_keys=True, indent=2
 - `promptpack.json` (GenAI runs): the PromptPack's canonical bytes, exactly as hashed.
 - `metrics.json`, `gates.json`: metrics per device; the gate evaluation (verdict, per-gate results).
 - `raw/<device>/<repeat>.json`: every payload, exact CAS bytes; the warmup is `<repeat>-warmup.json`.
+- `baselines.json` and `baselines/<sha256>.json` (runs with relative gates): the baselines the run
+  recorded, and each baseline mapping and measurement payload, so relative gates re-derive too.
 - `report.md` (`bundle_report.py`), and `model/<file>` only with `include_model`.
 
 Entries are stored, not deflated: payloads would shrink ~3.5×, but inflating costs about four times

@@ -99,13 +99,13 @@ def rewrite(src: Path, dst: Path, changes: dict[str, bytes | None]) -> Path:
     return dst
 
 
-def resign(src: Path, dst: Path, signer, changes: dict[str, bytes] | None = None, *,
+def resign(src: Path, dst: Path, signer, changes: dict[str, bytes | None] | None = None, *,
            payload_type: str | None = None) -> Path:
-    """Change entries, then list and sign them again (bundles.seal) with `signer`."""
+    """Change entries (None removes one), then list and sign them again (bundles.seal) with `signer`."""
     from edgegate_cli.bundles import dump_json, seal
     from edgegate_cli.dsse import sign_envelope
 
-    files = {**entries(src), **(changes or {})}
+    files = {name: data for name, data in {**entries(src), **(changes or {})}.items() if data is not None}
     statement = json.loads(files.pop("summary.json"))
     files.pop("summary.dsse.json")
     for field in ("files", "signer"):

@@ -276,3 +276,51 @@ def test_payload_environment_reads_local_and_ai_hub_payloads():
         "onnxruntime": "1.32.0", "cpu": "x"}
     assert payload_environment({"edgegate": {"sdk_version": "0.56.0", "job_id": "j1"}}) == {"qai_hub": "0.56.0"}
     assert payload_environment({"execution_summary": {}}) == {}
+
+
+def test_relative_gate_baselines_travel_in_the_bundle(probed_home, tmp_path):
+    """A run gated against `last-passed`: the baseline's mapping and payloads are in the bundle, the
+    verdict re-derives from it, and a re-signed faster baseline makes the relative gate fail."""
+    from edgegate_cli.pipeline import load_pipeline
+    from edgegate_cli.runner import execute_run
+    from edgegate_cli.signing import generate_key, load_signing_key
+    from edgegate_cli.workspace import open_workspace
+
+    ws = open_workspace()
+    generate_key(ws)
+    pipe = write_pipeline(tmp_path / "rel.yaml", gates="[{metric: latency_ms, baseline: last-passed, "
+                          "max_regression_pct: 900}]", extra_policy=LOOSE)
+    first = execute_run(ws, load_pipeline(pipe), lambda _m: None)
+    second = execute_run(ws, load_pipeline(pipe), lambda _m: None)
+    assert (first.verdict, second.verdict) == ("passed", "passed")
+    create_bundle(ws, second.run_id, load_signing_key(ws), out=tmp_path / "rel.zip")
+    files = entries(tmp_path / "rel.zip")
+    predicate = json.loads(files["summary.json"])["predicate"]
+    assert predicate["baselines"] == {"last-passed@local:cpu": {"source": "last-passed", "run_id": first.run_id,
+                                                               "bundle_sha256": None, "missing": None}}
+    assert predicate["gates"][0]["baseline_run_id"] == first.run_id
+    baseline_payloads = [n for n in files if n.startswith("baselines/")]
+    assert len(baseline_payloads) == 4  # the baseline's mapping and its 3 measurement payloads
+    trusted = trusted_keys(ws)
+    assert check_bundle(tmp_path / "rel.zip", trusted).agrees
+    faster, renamed = {}, {}
+    for name in baseline_payloads:
+        doc = json.loads(files[name])
+        if "iterations_ms" in doc:
+            doc["iterations_ms"] = [v / 100 for v in doc["iterations_ms"]]
+            faster[name] = json.dumps(doc, sort_keys=True).encode()
+    mislabelled = resign(tmp_path / "rel.zip", tmp_path / "m.zip", load_signing_key(ws), faster)
+    with pytest.raises(VerificationFailed) as exc:
+        check_bundle(mislabelled, trusted)
+    assert exc.value.message.endswith(": content does not hash to the digest it is named by")
+    records = json.loads(files["baselines.json"])
+    for name, data in faster.items():
+        old, new = name.removeprefix("baselines/").removesuffix(".json"), hashlib.sha256(data).hexdigest()
+        renamed.update({name: None, f"baselines/{new}.json": data})
+        for rec in records.values():
+            rec["payloads"] = [new if d == old else d for d in rec["payloads"]]
+    renamed["baselines.json"] = json.dumps(records).encode()
+    forged = resign(tmp_path / "rel.zip", tmp_path / "forged.zip", load_signing_key(ws), renamed)
+    result = check_bundle(forged, trusted)
+    assert (result.signed_verdict, result.verdict) == ("passed", "failed")
+    assert result.mismatches == ["latency_ms within 900% of last-passed on local:cpu: signed pass, recomputed fail"]
