@@ -1,10 +1,16 @@
-"""`edgegate gate check RUN|BUNDLE`, `gate explain RUN`: re-derive and explain a stored or bundled verdict."""
+"""`edgegate gate check RUN|BUNDLE`, `gate explain RUN`: re-derive and explain a stored or bundled verdict.
+
+`gate baseline set|show|clear` lives in `baseline.py`.
+"""
 
 from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="Check or explain the gates of a stored run.", no_args_is_help=True)
+from . import baseline
+
+app = typer.Typer(help="Check or explain the gates of a stored run; pin baselines.", no_args_is_help=True)
+app.add_typer(baseline.app, name="baseline")
 
 
 @app.command()
