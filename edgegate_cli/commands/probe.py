@@ -7,26 +7,54 @@ import typer
 app = typer.Typer(help="Probe a backend: record devices, capabilities and the metric mapping.",
                   invoke_without_command=True)
 
+API_URL_HELP = "AI Hub API URL (default: $EDGEGATE_QAIHUB_API_URL, else the client.ini's, else AI Hub)."
+
 
 @app.callback()
 def probe(
     ctx: typer.Context,
     backend: str = typer.Option("local", "--backend", help="Backend to probe: local or qaihub."),
+    device: list[str] = typer.Option(None, "--device", metavar="NAME", help="qaihub: an AI Hub device to probe on "
+                                     "(repeatable, at most 5; see `edgegate probe devices`)."),
+    api_url: str = typer.Option(None, "--qaihub-api-url", metavar="URL", help=API_URL_HELP),
     json_: bool = typer.Option(False, "--json", help="Print capabilities and mapping as one JSON document."),
 ) -> None:
     """Run the probe models on a backend, store every raw payload, and derive the metric mapping.
 
     A metric is stable once it was extracted from at least 2 probe runs; `run` gates only on
-    metrics the stored mapping says are available.
+    metrics the stored mapping says are available. On qaihub each --device runs the three probe
+    models through compile, profile and inference (about 9 jobs, a few device minutes each).
     """
     if ctx.invoked_subcommand is not None:
         return
     from .. import output, render
+    from ..backends.base import get_backend
+    from ..config import set_qaihub_api_url
     from ..probe import probe_backend
     from . import open_workspace
 
     output.set_json(json_)
+    set_qaihub_api_url(api_url)
     ws = open_workspace()
     with output.progress(f"Probing the {backend} backend") as advance:
-        report = probe_backend(ws, backend, advance)
+        report = probe_backend(ws, backend, advance, backend=get_backend(backend, ws=ws, devices=device))
     output.emit(report, lambda r: render.probe_report(r.model_dump(mode="json")))
+
+
+@app.command("devices")
+def devices(
+    backend: str = typer.Option("qaihub", "--backend", help="Backend whose devices to list: qaihub or local."),
+    api_url: str = typer.Option(None, "--qaihub-api-url", metavar="URL", help=API_URL_HELP),
+    json_: bool = typer.Option(False, "--json", help="Print the devices as one JSON document."),
+) -> None:
+    """List the devices a backend can run on, with chipset, OS and frameworks (AI Hub's live list)."""
+    from .. import output
+    from ..backends.base import list_devices
+    from ..config import set_qaihub_api_url
+
+    output.set_json(json_)
+    set_qaihub_api_url(api_url)
+    found = list_devices(backend)
+    output.emit({"backend": backend, "devices": [d.model_dump() for d in found]}, lambda doc: output.table(
+        f"{len(found)} {backend} devices", ["name", "os", "chipset", "frameworks"],
+        [(d.name, d.os, d.chipset, ", ".join(d.frameworks)) for d in found]))

@@ -20,6 +20,8 @@ def run(
                                "evidence bundle to FILE (as `edgegate bundle create`)."),
     key: str = typer.Option(None, "--key", metavar="KEY_ID", help="With --bundle: sign with this key (default: "
                             "EDGEGATE_SIGNING_KEY, else the newest non-revoked key of this home)."),
+    api_url: str = typer.Option(None, "--qaihub-api-url", metavar="URL", help="backend qaihub: the AI Hub API URL "
+                                "(default: $EDGEGATE_QAIHUB_API_URL, else the client.ini's, else AI Hub)."),
     require_baseline: bool = typer.Option(False, "--require-baseline", help="A relative gate with no baseline "
                                           "is a run error (NO_BASELINE, exit 3) instead of skipped."),
     allow_foreign_baseline: bool = typer.Option(False, "--allow-foreign-baseline", help="Accept a baseline run id "
@@ -37,6 +39,7 @@ def run(
     """
     from .. import output, render
     from ..bundles import bundle_after_run
+    from ..config import set_qaihub_api_url
     from ..errors import ExitCode, InvalidInput
     from ..pipeline import load_pipeline
     from ..runner import execute_run
@@ -44,6 +47,7 @@ def run(
     from . import open_workspace, write_ci_reports
 
     output.set_json(json_)
+    set_qaihub_api_url(api_url)
     spec = load_pipeline(pipeline, model_override=model)
     ws = open_workspace()
     if key and not bundle:
