@@ -36,6 +36,8 @@ class VerifyResult(BaseModel):
 class BundleCheck(BaseModel):
     path: str
     run_id: str | None
+    pipeline: str | None
+    backend: str | None
     key_id: str
     signed_verdict: str | None
     verdict: str
@@ -168,7 +170,8 @@ def check_bundle(path: Path | str, trusted: TrustedKeys) -> BundleCheck:
                   f"{recomputed.get((gate, device), 'absent')}"
                   for gate, device in sorted(set(signed) | set(recomputed))
                   if signed.get((gate, device)) != recomputed.get((gate, device))]
-    return BundleCheck(path=str(path), run_id=predicate.get("run_id"), key_id=verified.key_id,
+    return BundleCheck(path=str(path), run_id=predicate.get("run_id"), pipeline=predicate.get("pipeline"),
+                       backend=predicate.get("backend"), key_id=verified.key_id,
                        signed_verdict=predicate.get("verdict"), verdict=evaluation.verdict,
                        agrees=evaluation.verdict == predicate.get("verdict") and not mismatches,
                        mismatches=mismatches, evaluation=evaluation.model_dump(mode="json"),
