@@ -158,3 +158,31 @@ def test_junit_and_summary_reports(invoke, relative_pipeline, tmp_path):
     junit2 = tmp_path / "c.xml"
     invoke("gate", "check", heavy["run_id"], "--junit", junit2, expect=ExitCode.GATES_FAILED)
     assert sum(s.failures for s in JUnitXml.fromfile(str(junit2))) == 1
+
+
+def test_bundle_baseline_is_verified_and_recorded(invoke, probed_home, tmp_path):
+    """A signed bundle of a passed run is a baseline (its digest recorded, gate check agrees); an
+    unverifiable file is exit 2 naming why."""
+    import hashlib
+
+    other = write_pipeline(tmp_path / "base.yaml", gates="[{metric: latency_ms, op: '<=', value: 250}]",
+                           iterations=100, extra_policy=LOOSE)
+    base = _run(invoke, other)["run_id"]
+    invoke("keys", "generate")
+    bundle = tmp_path / "base.zip"
+    invoke("bundle", "create", base, "--out", bundle)
+    path = write_pipeline(tmp_path / "cand.yaml", gates=f"[{{metric: latency_ms, baseline: '{bundle}', "
+                                                        "max_regression_pct: 10}]", iterations=100,
+                          extra_policy=LOOSE, model=HEAVY)
+    outcome = _run(invoke, path, expect=ExitCode.GATES_FAILED)
+    gate = _gate(outcome)
+    assert (gate["status"], gate["baseline_source"], gate["baseline_run_id"]) == ("fail", "bundle", base)
+    assert gate["baseline_bundle_sha256"] == hashlib.sha256(bundle.read_bytes()).hexdigest()
+    assert json.loads(invoke("gate", "check", outcome["run_id"], "--json", expect=ExitCode.GATES_FAILED)
+                      .stdout)["agrees"]
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"not a zip")
+    path.write_text(path.read_text().replace(str(bundle), str(bad)))
+    result = invoke("run", path, expect=ExitCode.INVALID_INPUT)
+    assert f"{path}: $.gates[0].baseline: baseline bundle {bad} failed verification: {bad}: not a zip file" \
+        in result.stderr.replace("\n", " ")
