@@ -315,3 +315,13 @@ def test_payloads_are_plain_json(hub, ws):
     payloads = QAIHubBackend(state_path=ws.home.db_path).measure(request(repeats=1), noop)
     for p in payloads:
         assert json.loads(json.dumps(p.data)) == p.data
+
+
+def test_a_tflite_model_is_profiled_as_uploaded_without_a_compile_job(hub, ws, tmp_path):
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(64))
+    backend = QAIHubBackend(state_path=ws.home.db_path)
+    payloads = backend.measure(request(model_path=str(model), model_form="tflite", repeats=1), noop)
+    assert len(payloads) == 2
+    assert (hub.counts["models.uploaded"], hub.counts["jobs.create.compile"], hub.counts["jobs.create.profile"]) == (
+        1, 0, 2)
