@@ -44,6 +44,8 @@ class GateResult(BaseModel):
     ratio: float | None = None
     p_value: float | None = None
     max_regression_pct: float | None = None
+    statistic: str | None = None  # median (default) or p25: what baseline_median and ratio compare
+    candidate_statistic: float | None = None  # the candidate's compared value (= value for median)
     n_candidate: int | None = None
     n_baseline: int | None = None
     rule: str | None = None
@@ -121,15 +123,17 @@ def _evaluate_relative(gate: Gate, m: MetricValue, base: dict, stats: dict, limi
                   f"baseline run {evidence.run_id} has no per-iteration samples of {gate.metric} on {base['device']}"
                   if candidate else f"this run has no per-iteration samples of {gate.metric}")
         r = skipped_no_baseline(gate.metric, gate.max_regression_pct, detail=detail, n_candidate=len(candidate),
-                                candidate_median=m.value)
+                                candidate_median=m.value, statistic=gate.statistic or "median")
         return GateResult(**base, **stats, **found, cv_limit=limit, status="skipped", code="NO_BASELINE",
                           reason=r.reason, rule=r.rule, n_candidate=len(candidate))
     # The baseline's gated value (median of its per-repeat values), as the candidate's, so medians agree.
     bm = compute_metrics(evidence.payloads, evidence.mapping, provided={"reference_outputs"}).get(gate.metric)
     r = evaluate_relative(gate.metric, candidate, samples, gate.max_regression_pct, candidate_median=m.value,
                           baseline_median=bm.value if bm and bm.available else None,
-                          baseline_run_id=evidence.run_id, baseline_bundle_sha256=evidence.bundle_sha256)
+                          baseline_run_id=evidence.run_id, baseline_bundle_sha256=evidence.bundle_sha256,
+                          statistic=gate.statistic or "median")
     return GateResult(**base, **stats, **found, cv_limit=limit, status=r.status, reason=r.reason, rule=r.rule,
+                      statistic=gate.statistic or "median", candidate_statistic=r.candidate_median,
                       baseline_median=r.baseline_median, ratio=r.ratio, p_value=r.p_value,
                       n_candidate=r.n_candidate, n_baseline=r.n_baseline)
 

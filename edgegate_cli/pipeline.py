@@ -29,6 +29,7 @@ class Gate(BaseModel):
     value: float | None = None  # absolute gates only
     baseline: str | None = None  # relative gates: last-passed | RUN_ID | path/to/bundle.zip
     max_regression_pct: float | None = None  # relative gates: (0, 1000)
+    statistic: str | None = None  # relative gates: median (default, SPEC) or p25 (bench/decision_quality.py)
     required: bool = True
     device: str | None = None
     name: str | None = None
@@ -42,7 +43,8 @@ class Gate(BaseModel):
         if self.name:
             return self.name
         if self.relative:
-            return f"{self.metric} within {self.max_regression_pct:g}% of {self.baseline}"
+            p25 = " (p25)" if self.statistic == "p25" else ""
+            return f"{self.metric}{p25} within {self.max_regression_pct:g}% of {self.baseline}"
         return f"{self.metric} {self.op} {self.value:g}"
 
 

@@ -68,12 +68,16 @@ def _better(metric: str) -> Literal["lower", "higher"]:
     return METRICS[metric].better
 
 
-def describe_rule(metric: str, max_regression_pct: float, alpha: float = DEFAULT_ALPHA) -> str:
-    """The rule a relative gate on `metric` applies, in one sentence."""
+STATISTICS = {"median": "median", "p25": "25th percentile"}
+
+
+def describe_rule(metric: str, max_regression_pct: float, alpha: float = DEFAULT_ALPHA, *,
+                  statistic: str = "median") -> str:
+    """The rule a relative gate on `metric` applies, in one sentence (`statistic`: median or p25)."""
     worse = "rises" if _better(metric) == "lower" else "falls"
     side = "greater" if worse == "rises" else "less"
-    return (f"fail if the median {metric} {worse} by more than {max_regression_pct:g} % against the baseline "
-            f"and a one-sided Mann-Whitney U test (candidate {side}) gives p < {alpha:g}")
+    return (f"fail if the {STATISTICS[statistic]} {metric} {worse} by more than {max_regression_pct:g} % against "
+            f"the baseline and a one-sided Mann-Whitney U test (candidate {side}) gives p < {alpha:g}")
 
 
 def _check_alpha(alpha: float) -> float:
@@ -97,14 +101,15 @@ def evaluate_relative(metric: str, candidate_samples: Sequence[float], baseline_
                       max_regression_pct: float, alpha: float = DEFAULT_ALPHA, *,
                       candidate_median: float | None = None, baseline_median: float | None = None,
                       baseline_run_id: str | None = None,
-                      baseline_bundle_sha256: str | None = None) -> RelativeResult:
+                      baseline_bundle_sha256: str | None = None, statistic: str = "median") -> RelativeResult:
     """Decide a relative gate on `metric` from both runs' per-iteration samples; return a RelativeResult.
 
     The medians compared are those of the pooled samples unless `candidate_median`/`baseline_median`
     are given (e.g. the gated value, the median of the per-repeat medians, so the report agrees with the
     absolute gates). The test always uses the samples. Status is `pass` or `fail` (see the module doc).
     A baseline median of 0 gives no ratio; then any move in the bad direction counts as exceeding
-    the threshold and the test decides.
+    the threshold and the test decides. With `statistic="p25"` the values compared are the pooled
+    samples' 25th percentiles instead (given medians are ignored), as bench/decision_quality.py proposes.
 
     Raises InvalidInput for an unknown metric, `max_regression_pct` outside (0, 1000), `alpha` outside
     (0, 1), or empty/non-finite samples.
@@ -119,8 +124,13 @@ def evaluate_relative(metric: str, candidate_samples: Sequence[float], baseline_
         u, p = mann_whitney_u_greater(cand, base)
     else:
         u, p = mann_whitney_u_greater([-v for v in cand], [-v for v in base])
-    c_med = statistics.median(cand) if candidate_median is None else float(candidate_median)
-    b_med = statistics.median(base) if baseline_median is None else float(baseline_median)
+    if statistic == "p25":
+        from .mapping import percentile
+
+        c_med, b_med = percentile(cand, 25), percentile(base, 25)
+    else:
+        c_med = statistics.median(cand) if candidate_median is None else float(candidate_median)
+        b_med = statistics.median(base) if baseline_median is None else float(baseline_median)
     ratio, change, worse = _regression(c_med, b_med, better)
     regression = None if change is None else (change if better == "lower" else -change)
     exceeds = worse if regression is None else regression > max_regression_pct
@@ -130,15 +140,17 @@ def evaluate_relative(metric: str, candidate_samples: Sequence[float], baseline_
         metric=metric, status=status, better=better, max_regression_pct=max_regression_pct, alpha=alpha,
         candidate_median=c_med, baseline_median=b_med, ratio=ratio, change_pct=change, regression_pct=regression,
         p_value=p, u_statistic=u, n_candidate=len(cand), n_baseline=len(base), baseline_run_id=baseline_run_id,
-        baseline_bundle_sha256=baseline_bundle_sha256, rule=describe_rule(metric, max_regression_pct, alpha),
-        reason=_reason(c_med, b_med, change, regression, exceeds, significant, p, max_regression_pct, alpha),
+        baseline_bundle_sha256=baseline_bundle_sha256,
+        rule=describe_rule(metric, max_regression_pct, alpha, statistic=statistic),
+        reason=_reason(c_med, b_med, change, regression, exceeds, significant, p, max_regression_pct, alpha,
+                       "p25" if statistic == "p25" else "median"),
     )
 
 
 def _reason(c_med: float, b_med: float, change: float | None, regression: float | None, exceeds: bool,
-            significant: bool, p: float, limit: float, alpha: float) -> str:
-    moved = "n/a (baseline median is 0)" if change is None else f"{change:+.1f} %"
-    head = f"median {c_med:.4g} vs baseline {b_med:.4g} ({moved}), p = {p:.2g}"
+            significant: bool, p: float, limit: float, alpha: float, word: str = "median") -> str:
+    moved = f"n/a (baseline {word} is 0)" if change is None else f"{change:+.1f} %"
+    head = f"{word} {c_med:.4g} vs baseline {b_med:.4g} ({moved}), p = {p:.2g}"
     if exceeds and significant:
         return f"{head}: worse by more than {limit:g} % and significant (p < {alpha:g}): regression"
     if exceeds:
@@ -150,7 +162,7 @@ def _reason(c_med: float, b_med: float, change: float | None, regression: float 
 
 def skipped_no_baseline(metric: str, max_regression_pct: float, alpha: float = DEFAULT_ALPHA, *,
                         detail: str | None = None, n_candidate: int = 0,
-                        candidate_median: float | None = None) -> RelativeResult:
+                        candidate_median: float | None = None, statistic: str = "median") -> RelativeResult:
     """The result of a relative gate with no baseline to compare against: `skipped`, code NO_BASELINE.
 
     `detail` says where the baseline was looked for (e.g. "no passed run of pipeline quickstart on
@@ -163,5 +175,6 @@ def skipped_no_baseline(metric: str, max_regression_pct: float, alpha: float = D
     why = detail or "no baseline run to compare against yet"
     return RelativeResult(metric=metric, status="skipped", code="NO_BASELINE", better=better,
                           max_regression_pct=max_regression_pct, alpha=alpha, candidate_median=candidate_median,
-                          n_candidate=n_candidate, rule=describe_rule(metric, max_regression_pct, alpha),
+                          n_candidate=n_candidate,
+                          rule=describe_rule(metric, max_regression_pct, alpha, statistic=statistic),
                           reason=f"NO_BASELINE: {why}; the gate was not evaluated")

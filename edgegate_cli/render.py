@@ -87,7 +87,10 @@ def _explain_relative(g: dict) -> None:
     output.line(f"  baseline: {g.get('baseline')} -> {where}")
     ratio = f"{g['ratio']:.3f}" if g.get("ratio") is not None else "—"
     p = f"{g['p_value']:.3g}" if g.get("p_value") is not None else "—"
-    output.line(f"  medians: candidate {fmt(g.get('value'))} {unit_of(g)}, baseline {fmt(g.get('baseline_median'))} "
+    p25 = g.get("statistic") == "p25"
+    candidate = g.get("candidate_statistic") if p25 else g.get("value")
+    output.line(f"  {'25th percentiles' if p25 else 'medians'}: candidate {fmt(candidate)} {unit_of(g)}, baseline "
+                f"{fmt(g.get('baseline_median'))} "
                 f"{unit_of(g)}; ratio {ratio}; p-value {p}; samples: candidate {g.get('n_candidate') or 0}, "
                 f"baseline {g.get('n_baseline') or 0}")
     output.line(f"  rule: {g.get('rule') or ''}")

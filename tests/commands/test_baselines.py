@@ -186,3 +186,28 @@ def test_bundle_baseline_is_verified_and_recorded(invoke, probed_home, tmp_path)
     result = invoke("run", path, expect=ExitCode.INVALID_INPUT)
     assert f"{path}: $.gates[0].baseline: baseline bundle {bad} failed verification: {bad}: not a zip file" \
         in result.stderr.replace("\n", " ")
+
+
+def test_p25_statistic_option(invoke, probed_home, tmp_path):
+    """`statistic: p25` compares the pooled iterations' 25th percentiles (bench/decision_quality.py's proposal):
+    the unchanged model passes, the 7x slower one fails, and explain names the statistic."""
+    path = write_pipeline(tmp_path / "p25.yaml", iterations=200, repeats=5, extra_policy=LOOSE,
+                          gates="[{metric: latency_ms, baseline: last-passed, max_regression_pct: 10, statistic: p25}]")
+    _run(invoke, path)
+    same = _gate(_run(invoke, path))
+    assert same["status"] == "pass" and same["statistic"] == "p25" and same["gate"].startswith("latency_ms (p25) ")
+    heavy = _run(invoke, path, "--model", HEAVY, expect=ExitCode.GATES_FAILED)
+    gate = _gate(heavy)
+    assert gate["status"] == "fail" and gate["reason"].startswith("p25 ")
+    assert gate["candidate_statistic"] / gate["baseline_median"] == pytest.approx(gate["ratio"])
+    text = invoke("gate", "explain", heavy["run_id"]).stdout
+    assert "25th percentiles: candidate " in text
+    assert "rule: fail if the 25th percentile latency_ms rises by more than 10 %" in text
+    invoke("gate", "check", heavy["run_id"], expect=ExitCode.GATES_FAILED)
+
+
+def test_statistic_is_for_relative_gates_only(invoke, probed_home, tmp_path):
+    """`statistic` on an absolute gate is refused by the schema."""
+    path = write_pipeline(tmp_path / "p.yaml", gates="[{metric: latency_ms, op: '<=', value: 250, statistic: p25}]")
+    result = invoke("run", path, expect=ExitCode.INVALID_INPUT)
+    assert f"{path}: $.gates[0]: is neither an absolute gate" in result.stderr.replace("\n", " ")
