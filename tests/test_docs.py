@@ -6,8 +6,8 @@ import re
 
 import pytest
 import typer.main
-
 from conftest import REPO
+
 from edgegate_cli.cli import app
 from edgegate_cli.errors import ExitCode
 

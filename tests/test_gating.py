@@ -100,7 +100,8 @@ def test_gate_without_device_applies_to_every_device_and_device_gate_to_one():
 
 
 def test_error_takes_precedence_over_failure():
-    metrics = {"d": {"latency_ms": mv("latency_ms", [1.0, 1.0]), "npu_layer_fraction": unavailable("npu_layer_fraction")}}
+    metrics = {"d": {"latency_ms": mv("latency_ms", [1.0, 1.0]),
+                     "npu_layer_fraction": unavailable("npu_layer_fraction")}}
     gates = [Gate(metric="latency_ms", op="<=", value=0.5), Gate(metric="npu_layer_fraction", op=">=", value=1)]
     assert evaluate_gates(metrics, gates, POLICY, ["d"]).verdict == "error"
 

@@ -71,7 +71,8 @@ def test_requires_reference_outputs():
 
 def test_reduce_values_rules():
     assert reduce_values([1000.0, 3000.0], {"path": "$", "reduce": "median", "scale": 0.001}) == pytest.approx(2.0)
-    assert reduce_values(["NPU", "NPU", "CPU", "NPU"], {"path": "$", "reduce": "fraction_equal", "equals": "NPU"}) == 0.75
+    npu = {"path": "$", "reduce": "fraction_equal", "equals": "NPU"}
+    assert reduce_values(["NPU", "NPU", "CPU", "NPU"], npu) == 0.75
     assert reduce_values([1.0, 2.0], {"path": "$", "reduce": "value"}) is None  # ambiguous: not one value
     assert reduce_values([], {"path": "$", "reduce": "median"}) is None
     assert reduce_values([True], {"path": "$", "reduce": "median"}) is None  # booleans are not numbers

@@ -79,7 +79,8 @@ def test_defaults_and_paths(tmp_path):
     path.write_text(HEAD + "devices: [local:cpu]\nmodel: {path: ../m.onnx}\n" + GATE)
     p = load_pipeline(path)
     assert p.model.path == str(tmp_path / "m.onnx")
-    assert (p.run_policy.warmup, p.run_policy.repeats, p.run_policy.iterations, p.run_policy.timeout_s) == (1, 3, 50, 1200)
+    policy = p.run_policy
+    assert (policy.warmup, policy.repeats, policy.iterations, policy.timeout_s) == (1, 3, 50, 1200)
     assert (p.run_policy.flake.latency_cv, p.run_policy.flake.throughput_cv) == (0.20, 0.15)
     assert p.gates[0].required is True
     assert len(p.sha256) == 64
