@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import sqlite_utils
 
 from .errors import InvalidInput, NotFound, RunActive
+from .redaction import redact
 from .state import utcnow
 
 FINAL = {"passed", "failed", "error"}
@@ -122,7 +123,10 @@ def transition(db: sqlite_utils.Database, run_id: str, status: str, detail: str 
         if status == "error" and current in FINAL:
             raise ValueError(f"run {run_id}: already final ({current})")
         now = utcnow()
-        update = {"status": status, "updated_at": now, "heartbeat_at": now, **(fields or {})}
+        # Error details can quote a backend verbatim: mask secrets before they reach the database.
+        fields = {k: redact(v) if isinstance(v, str) else v for k, v in (fields or {}).items()}
+        detail = redact(detail) if detail else detail
+        update = {"status": status, "updated_at": now, "heartbeat_at": now, **fields}
         if status in FINAL:
             update["finished_at"] = now
         db["runs"].update(run_id, update)

@@ -77,3 +77,16 @@ def test_run_ids_resolve_by_unique_prefix():
     ws = open_workspace()
     run_id = new_run(ws.db)
     assert get_run(ws.db, run_id[:-2])["id"] == run_id
+
+
+def test_error_details_are_redacted_before_they_are_stored():
+    from edgegate_cli.redaction import register_secret
+
+    secret = "tok-" + "9f8e7d6c5b4a3f2e1d0c"
+    register_secret(secret)
+    ws = open_workspace()
+    run_id = new_run(ws.db)
+    transition(ws.db, run_id, "error", f"backend said {secret}", {"error_detail": f"job failed: {secret} bad"})
+    row = get_run(ws.db, run_id)
+    assert row["error_detail"] == "job failed: *** bad"
+    assert run_events(ws.db, run_id)[-1]["detail"] == "backend said ***"
