@@ -110,8 +110,10 @@ def progress(description: str, total: int | None = None):
     if console.is_terminal and not CTX.json:
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                      TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+        # Without a known total the bar is a spinner with the current step: backends report steps
+        # of different kinds (compile, submit, repeat), so a count would mislead.
+        counted = [BarColumn(), TextColumn("{task.completed}/{task.total}")] if total else []
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), *counted, TimeElapsedColumn(),
                       console=console, transient=True) as bar:
             task = bar.add_task(description, total=total)
 

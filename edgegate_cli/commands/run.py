@@ -53,8 +53,7 @@ def run(
     if key and not bundle:
         raise InvalidInput("--key names the key that signs the --bundle; pass --bundle FILE too")
     signer = load_signing_key(ws, key) if bundle else None  # before any device time: no key fails fast
-    steps = len(spec.devices) * (spec.run_policy.warmup + spec.run_policy.repeats)
-    with output.progress(f"Running {spec.name} on {', '.join(spec.devices)}", total=steps) as advance:
+    with output.progress(f"Running {spec.name} on {', '.join(spec.devices)}") as advance:
         outcome = execute_run(ws, spec, advance, wait=wait, evidence=evidence, require_baseline=require_baseline,
                               allow_foreign_baseline=allow_foreign_baseline)
     if signer is not None:
