@@ -40,6 +40,7 @@ class RunOutcome(BaseModel):
     devices: dict[str, dict[str, MetricValue]]
     gates: list[GateResult]
     duration_s: float
+    bundle: dict | None = None  # set by `run --bundle`: path, sha256, key_id
 
 
 def _ingest_model(ws: Workspace, info) -> tuple[str, dict]:

@@ -58,6 +58,7 @@ def run(
                               allow_foreign_baseline=allow_foreign_baseline)
     if signer is not None:
         written = bundle_after_run(ws, outcome.run_id, signer, bundle)
+        outcome.bundle = {"path": str(written.path), "sha256": written.sha256, "key_id": written.key_id}
         output.log(f"Bundle: {written.path} ({written.sha256}), signed by {written.key_id}", style=None)
     write_ci_reports(outcome, junit, summary)
     output.emit(outcome, lambda o: render.run_outcome(o.model_dump(mode="json")))

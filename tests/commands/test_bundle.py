@@ -120,6 +120,9 @@ def test_run_with_bundle_writes_a_verifiable_bundle(invoke, probed_home, tmp_pat
     assert json.loads(entries(out)["summary.json"])["predicate"]["verdict"] == "failed"
     assert invoke("verify", out).stdout.startswith(f"VALID: {out}")
     invoke("gate", "check", out, expect=1)
+    doc = json.loads(invoke("run", example_pipeline(tmp_path, failing=True), "--bundle", tmp_path / "j.zip",
+                            "--json", expect=1).stdout)
+    assert doc["bundle"]["path"] == str(tmp_path / "j.zip") and doc["bundle"]["sha256"].startswith("sha256:")
 
 
 def test_run_bundle_without_a_key_fails_before_running(invoke, probed_home, tmp_path):
