@@ -7,6 +7,7 @@ The AI Hub client is configured from, in order:
     the moment it is read, and never stored.
   * the URL: `--qaihub-api-url` > `EDGEGATE_QAIHUB_API_URL` > the client.ini's `api_url` > AI Hub.
   * the first poll interval: `EDGEGATE_QAIHUB_POLL_S` (default 5 s; doubles per poll up to 10 minutes).
+The signing key for CI: `EDGEGATE_SIGNING_KEY` (a base64 Ed25519 seed), registered as a secret on read.
 """
 
 from __future__ import annotations
@@ -99,3 +100,15 @@ def qaihub_settings() -> QAIHubSettings:
         origin = "--qaihub-api-url" if _api_url_flag else URL_ENV
         api_url = web_url = _normalize_url(override, origin)
     return QAIHubSettings(api_token=token, api_url=api_url, web_url=web_url, token_source=source, poll_s=poll_s)
+
+
+SIGNING_KEY_ENV = "EDGEGATE_SIGNING_KEY"
+
+
+def signing_key_text() -> str | None:
+    """EDGEGATE_SIGNING_KEY's value (masked in all output from now on), or None when unset."""
+    raw = os.environ.get(SIGNING_KEY_ENV)
+    if raw:
+        register_secret(raw)
+        register_secret(raw.strip())
+    return raw or None

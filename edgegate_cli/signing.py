@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from .config import SIGNING_KEY_ENV, signing_key_text
 from .dsse import format_utc, key_id_for, parse_public_key, parse_utc, public_key_pem, read_public_key_file
 from .errors import InvalidInput, NotFound
 from .redaction import register_secret
@@ -43,7 +44,7 @@ __all__ = ["KeyInfo", "KeyList", "Rotation", "Signer", "env_signer", "export_pub
            "parse_utc", "public_key_pem", "read_public_key_file", "revoke_key", "rotate_key",
            "signer_from_seed", "trusted_keys"]
 
-ENV_VAR = "EDGEGATE_SIGNING_KEY"
+ENV_VAR = SIGNING_KEY_ENV
 KEY_ID_RE = re.compile(r"^eg-[0-9a-f]{16}$")
 SEED_BYTES = 32
 EXPORT_FORMATS = ("pem", "base64")
@@ -113,11 +114,9 @@ def env_signer() -> Signer | None:
 
     The variable's value is registered as a secret before anything else happens to it.
     """
-    raw = os.environ.get(ENV_VAR)
+    raw = signing_key_text()
     if not raw:
         return None
-    register_secret(raw)
-    register_secret(raw.strip())
     return signer_from_seed(_decode_seed(raw, what=ENV_VAR), "env")
 
 
