@@ -58,7 +58,9 @@ def _describe_one_of(err) -> str:
     msg = "is neither " + " nor ".join(titles)
     if by_branch:
         branch, subs = min(by_branch.items(), key=lambda kv: (len(kv[1]), kv[0]))
-        msg += f"; as {titles[branch]}: {subs[0].message}"
+        described = err.validator_value[branch].get("description")
+        why = described if subs[0].validator == "not" and described else subs[0].message
+        msg += f"; as {titles[branch]}: {why}"
     return msg
 
 

@@ -211,3 +211,13 @@ def test_statistic_is_for_relative_gates_only(invoke, probed_home, tmp_path):
     path = write_pipeline(tmp_path / "p.yaml", gates="[{metric: latency_ms, op: '<=', value: 250, statistic: p25}]")
     result = invoke("run", path, expect=ExitCode.INVALID_INPUT)
     assert f"{path}: $.gates[0]: is neither an absolute gate" in result.stderr.replace("\n", " ")
+
+
+def test_gate_mixing_both_kinds_is_refused(invoke, probed_home, tmp_path):
+    """A gate with both a value and a baseline says what the closest kind of gate must not have."""
+    path = write_pipeline(tmp_path / "p.yaml", gates="[{metric: latency_ms, op: '<=', value: 250, "
+                                                     "baseline: last-passed, max_regression_pct: 10}]")
+    result = invoke("run", path, expect=ExitCode.INVALID_INPUT)
+    assert f"{path}: $.gates[0]: is neither an absolute gate {{metric, op, value}} nor a relative gate {{metric, " \
+           "baseline, max_regression_pct}; as an absolute gate {metric, op, value}: an absolute gate takes no " \
+           "baseline, max_regression_pct or statistic (rule: oneOf)" in result.stderr.replace("\n", " ")
