@@ -72,14 +72,14 @@ def _check_foreign(run: dict, pipeline: Pipeline, device: str, where: str, allow
 def _from_bundle(ws: Workspace, path: str, device: str, where: str) -> tuple[BaselineEvidence, dict]:
     """Verify the bundle, then read its raw payloads and mapping into the CAS (so re-evaluation finds them)."""
     from .artifacts import store_bytes
-    from .bundle_check import _inputs
+    from .bundle_check import verdict_inputs
     from .bundle_reader import open_bundle, verify_bundle
     from .errors import VerificationFailed
     from .signing import trusted_keys
 
     try:
         verified = verify_bundle(open_bundle(path), trusted_keys(ws))
-        payloads_by_device, mapping, *_ = _inputs(verified)
+        payloads_by_device, mapping, *_ = verdict_inputs(verified)
     except (VerificationFailed, InvalidInput) as err:
         raise InvalidInput(f"{where}: baseline bundle {path} failed verification: {err.message}",
                            hint="check it with `edgegate verify`") from None

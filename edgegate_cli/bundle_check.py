@@ -93,7 +93,7 @@ def _signed_json(verified: VerifiedBundle, name: str):
         raise VerificationFailed(f"{name}: not valid JSON ({exc})") from None
 
 
-def _inputs(verified: VerifiedBundle):
+def verdict_inputs(verified: VerifiedBundle):
     """(payloads by device, mapping, gates, policy, devices, provided) from the bundle alone."""
     from pydantic import ValidationError
 
@@ -163,7 +163,7 @@ def check_bundle(path: Path | str, trusted: TrustedKeys) -> BundleCheck:
 
     verified = verify_bundle(open_bundle(path), trusted)
     predicate = verified.statement["predicate"]
-    metrics, evaluation = verdict_from_payloads(*_inputs(verified), baselines=_baselines(verified))
+    metrics, evaluation = verdict_from_payloads(*verdict_inputs(verified), baselines=_baselines(verified))
     signed = {(g["gate"], g["device"]): g["status"] for g in predicate.get("gates") or []}
     recomputed = {(g.gate, g.device): g.status for g in evaluation.gates}
     mismatches = [f"{gate} on {device}: signed {signed.get((gate, device), 'absent')}, recomputed "
