@@ -1,8 +1,8 @@
 """Executing a run (SPEC §5): preflight, measure on every device, collect, evaluate, persist.
 
-Input checks that need no state happen before the run exists (bad input leaves nothing behind);
-everything after `create_run` is recorded as state transitions, and any failure ends the run in
-`error` with its code.
+Input checks that need no state happen before the run exists (`preflight.check_inputs`: bad input
+leaves nothing behind); everything after `create_run` is recorded as state transitions, and any
+failure ends the run in `error` with its code.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from .artifacts import add_ref, store_bytes, store_file
-from .backends.base import MeasureRequest, Progress, get_backend
-from .errors import EdgeGateError, MissingRequiredMetric
+from .artifacts import add_ref, store_bytes
+from .backends.base import MeasureRequest, Progress
+from .errors import EdgeGateError
 from .gating import Evaluation, GateResult, verdict_from_payloads
 from .mapping import MetricValue
 from .pipeline import Pipeline
+from .preflight import check_inputs, check_required_metrics, ensure_mapping, provided_inputs
+from .run_inputs import ingest_model, model_inputs
 from .runs import Heartbeat, create_run, transition
 from .state import record_audit
 from .workspace import Workspace
@@ -41,100 +43,6 @@ class RunOutcome(BaseModel):
     gates: list[GateResult]
     duration_s: float
     bundle: dict | None = None  # set by `run --bundle`: path, sha256, key_id
-
-
-def _ingest_model(ws: Workspace, info) -> tuple[str, dict]:
-    """Store the model's files in the CAS; return (model sha256, model description)."""
-    root = Path(info.path)
-    if root.is_file():
-        digest = store_file(ws.db, ws.cas, root, "model")
-        files = {root.name: digest}
-    else:
-        files = {name: store_file(ws.db, ws.cas, root / name, "model", name) for name in sorted(info.files)}
-        # A directory model is identified by the hash of its manifest (name → sha256).
-        manifest = json.dumps(files, sort_keys=True, separators=(",", ":")).encode()
-        digest = store_bytes(ws.db, ws.cas, manifest, "model_manifest", root.name + ".manifest.json")
-    return digest, {"name": root.name, "sha256": digest, "form": info.form, "bytes": info.total_bytes,
-                    "files": files}
-
-
-def _preflight(pipeline: Pipeline, mapping: dict, backend: str) -> None:
-    """Every required gate's metric must be available and stable for this backend (SPEC §5)."""
-    from .errors import InvalidInput
-    from .samples import has_iteration_samples
-
-    provided = {"reference_outputs"} if pipeline.model and pipeline.model.reference_outputs else set()
-    for i, gate in enumerate(pipeline.gates):
-        if gate.relative and mapping["metrics"].get(gate.metric, {}).get("available") and \
-                not has_iteration_samples(mapping, gate.metric):
-            raise InvalidInput(f"{pipeline.source}: $.gates[{i}]: relative gate on {gate.metric}: the {backend} "
-                               f"backend reports one {gate.metric} value per repeat, not per-iteration samples, so "
-                               "there is nothing to test for significance",
-                               hint=f"gate {gate.metric} with an absolute threshold {{metric, op, value}} instead")
-        if not gate.required:
-            continue
-        entry = mapping["metrics"].get(gate.metric, {})
-        hint = f"run `edgegate probe --backend {backend}` to refresh the capabilities, or make the gate optional"
-        if not entry.get("available"):
-            raise MissingRequiredMetric(f"{pipeline.source}: gate {gate.label!r} needs {gate.metric}, which the "
-                                        f"{backend} backend cannot provide: {entry.get('reason', 'unknown')}",
-                                        hint=hint)
-        if entry.get("requires") and entry["requires"] not in provided:
-            raise MissingRequiredMetric(f"{pipeline.source}: gate {gate.label!r} needs {gate.metric}, which "
-                                        f"needs model.{entry['requires']} in the pipeline",
-                                        hint=f"add model.{entry['requires']} (an .npz keyed by output name)")
-        if not entry.get("stable"):
-            raise MissingRequiredMetric(f"{pipeline.source}: gate {gate.label!r} needs {gate.metric}, seen in "
-                                        f"only {entry.get('seen_in_runs', 0)} probe run(s); stable needs 2",
-                                        hint=hint)
-
-
-def _prepare_inputs(pipeline: Pipeline, info, tmp: Path) -> tuple[str, str]:
-    from .inputs import check_dataset, generate_inputs
-
-    if pipeline.model.dataset:
-        return pipeline.model.dataset, check_dataset(info.inputs, pipeline.model.dataset, pipeline.source)
-    path = tmp / "inputs.npz"
-    return str(path), generate_inputs(info.inputs, pipeline.model.input_specs, pipeline.run_policy.seed,
-                                      path, pipeline.source)
-
-
-def check_inputs(pipeline: Pipeline, ws: Workspace):
-    """Validate everything a run needs before it exists; return (backend, model info, PromptPack or None)."""
-    from .errors import InvalidInput
-    from .validators import validate_model
-
-    backend = get_backend(pipeline.backend, ws=ws)
-    info = validate_model(pipeline.model.path, pipeline.model.input_specs)
-    backend.check_model_form(info.form, pipeline.source)
-    backend.check_devices(pipeline.devices, pipeline.source)
-    for key in ("dataset", "reference_outputs"):
-        value = getattr(pipeline.model, key)
-        if value and not Path(value).is_file():
-            raise InvalidInput(f"{pipeline.source}: $.model.{key}: {value}: no such file")
-    return backend, info, _resolve_pack(ws, pipeline, info)
-
-
-def _resolve_pack(ws: Workspace, pipeline: Pipeline, info):
-    """The PromptPack a GenAI pipeline names; `promptpack.path` adds it first (immutably) if needed."""
-    from .errors import InvalidInput
-    from .promptpacks import add_pack, resolve_pipeline_pack
-
-    ref = pipeline.promptpack
-    if info.form == "genai" and not ref:
-        raise InvalidInput(f"{pipeline.source}: $.promptpack: a GenAI model is gated on a PromptPack; add "
-                           "promptpack: {id, version} (see `edgegate pack add`)", path=pipeline.source)
-    if not ref:
-        return None
-    if info.form != "genai":
-        raise InvalidInput(f"{pipeline.source}: $.promptpack: {info.form} models take no PromptPack; only GenAI "
-                           "folders (onnxruntime-genai, with genai_config.json) do", path=pipeline.source)
-    if ref.get("path"):
-        added = add_pack(ws, ref["path"])
-        if (added.pack_id, added.version) != (ref["id"], ref["version"]):
-            raise InvalidInput(f"{pipeline.source}: $.promptpack.path: {ref['path']} holds "
-                               f"{added.pack_id}@{added.version}, not {ref['id']}@{ref['version']}")
-    return resolve_pipeline_pack(ws, ref["id"], ref["version"], pipeline.source)
 
 
 def execute_run(ws: Workspace, pipeline: Pipeline, progress: Progress, *, wait: bool = False,
@@ -175,32 +83,6 @@ def execute_run(ws: Workspace, pipeline: Pipeline, progress: Progress, *, wait: 
         raise
 
 
-def _ensure_mapping(ws: Workspace, pipeline: Pipeline, progress: Progress) -> tuple[dict, str, str]:
-    from .probe import current_with_digest, probe_backend
-
-    found = current_with_digest(ws, "metric_mappings", pipeline.backend)
-    if found is None:
-        if pipeline.backend != "local":
-            raise MissingRequiredMetric(f"no capabilities recorded for backend {pipeline.backend} in {ws.home.path}",
-                                        hint=f"run `edgegate probe --backend {pipeline.backend}` first")
-        progress("no local capabilities recorded yet: probing the local backend first (once per home)")
-        probe_backend(ws, "local", progress)
-        found = current_with_digest(ws, "metric_mappings", pipeline.backend)
-    caps = current_with_digest(ws, "capabilities", pipeline.backend)
-    return found[0], found[1], caps[1]
-
-
-def _inputs(ws: Workspace, pipeline: Pipeline, info, pack, tmp: Path) -> tuple[str | None, dict]:
-    """What the model is fed: an .npz (stored in the CAS), or for GenAI the PromptPack."""
-    from .cas import untag
-
-    if pack is not None:
-        return None, {"source": f"promptpack {pack.pack_id}@{pack.version}", "sha256": untag(pack.sha256)}
-    inputs_path, inputs_desc = _prepare_inputs(pipeline, info, tmp)
-    return inputs_path, {"source": inputs_desc, "sha256": store_file(ws.db, ws.cas, inputs_path, "inputs",
-                                                                     "inputs.npz")}
-
-
 def _resolve_baselines(ws: Workspace, pipeline: Pipeline, run_id: str, options: tuple[bool, bool], progress):
     """Relative gates' baselines, recorded in the run (and their blobs referenced by it) before measuring."""
     from .baselines import missing_baselines, resolve_baselines
@@ -233,16 +115,16 @@ def _execute(ws, pipeline, backend, info, pack, device_evidence, run_id, tmp, pr
     from .promptpack_format import effective_cases
 
     transition(ws.db, run_id, "preparing")
-    mapping, mapping_sha, caps_sha = _ensure_mapping(ws, pipeline, progress)
+    mapping, mapping_sha, caps_sha = ensure_mapping(ws, pipeline, progress)
     if device_evidence:
         check_evidence_coverage(pipeline, device_evidence)
         mapping = mapping_with_evidence(mapping, device_evidence, _now())
         mapping_sha = store_bytes(ws.db, ws.cas, json.dumps(mapping, sort_keys=True).encode(), "metric_mappings",
                                   f"{run_id}-mapping.json")
-    _preflight(pipeline, mapping, pipeline.backend)
+    check_required_metrics(pipeline, mapping, pipeline.backend)
     baselines = _resolve_baselines(ws, pipeline, run_id, baseline_options, progress)
-    model_sha, model_desc = _ingest_model(ws, info)
-    inputs_path, inputs = _inputs(ws, pipeline, info, pack, tmp)
+    model_sha, model_desc = ingest_model(ws, info)
+    inputs_path, inputs = model_inputs(ws, pipeline, info, pack, tmp)
     inputs_sha = inputs["sha256"]
     for digest in {model_sha, inputs_sha, mapping_sha, caps_sha, *model_desc["files"].values()}:
         add_ref(ws.db, digest, "run", run_id)
@@ -278,7 +160,7 @@ def _execute(ws, pipeline, backend, info, pack, device_evidence, run_id, tmp, pr
     transition(ws.db, run_id, "evaluating")
     by_device = {d: [p.data for p in raw if p.device == d and not p.warmup] for d in pipeline.devices}
     metrics, evaluation = verdict_from_payloads(by_device, mapping, pipeline.gates, policy, pipeline.devices,
-                                                _provided(pipeline), baselines=baselines)
+                                                provided_inputs(pipeline), baselines=baselines)
     return _report(ws, pipeline, run_id, metrics, evaluation, model_desc, inputs, started)
 
 
@@ -312,10 +194,6 @@ def measure_devices(backend, requests: list[MeasureRequest], progress: Progress)
     if first is not None:
         raise first
     return [p for future in futures for p in future.result()]
-
-
-def _provided(pipeline: Pipeline) -> set[str]:
-    return {"reference_outputs"} if pipeline.model and pipeline.model.reference_outputs else set()
 
 
 def _now() -> str:
