@@ -14,6 +14,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from conftest import REPO, write_pipeline
 
 QUICKSTART = REPO / "examples" / "quickstart" / "pipeline.yaml"
@@ -127,3 +128,15 @@ def home_signer(home: Path):
         return load_signing_key(ws)
     finally:
         ws.db.close()
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory, _probed_template):
+    """Signed bundles of real quickstart runs (pass and fail), built once per session."""
+    return build_evidence(tmp_path_factory.mktemp("evidence"), _probed_template)
+
+
+@pytest.fixture
+def ev(built, fresh_home, tmp_path):
+    """The session's evidence, copied into this test's fresh home."""
+    return use_evidence(built, fresh_home, tmp_path)

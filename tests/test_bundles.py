@@ -9,7 +9,7 @@ import json
 import zipfile
 
 import pytest
-from bundle_evidence import build_evidence, entries, home_signer, resign, use_evidence
+from bundle_evidence import entries, home_signer, resign
 from conftest import REPO, write_pipeline
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -21,16 +21,6 @@ from edgegate_cli.errors import InvalidInput, VerificationFailed
 from edgegate_cli.signing import signer_from_seed, trusted_keys
 
 LOOSE = ", flake: {latency_cv: 1.0, throughput_cv: 1.0}"
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory, _probed_template):
-    return build_evidence(tmp_path_factory.mktemp("evidence"), _probed_template)
-
-
-@pytest.fixture
-def ev(built, fresh_home, tmp_path):
-    return use_evidence(built, fresh_home, tmp_path)
 
 
 @pytest.fixture

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import typer
+
+# Options that several commands share, declared once so their help reads the same everywhere.
+JUNIT_OPTION = typer.Option(None, "--junit", metavar="FILE",
+                            help="Write a JUnit XML report (one testcase per gate x device).")
+SUMMARY_OPTION = typer.Option(None, "--summary", metavar="FILE",
+                              help="Write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY).")
+
 
 def open_workspace():
     """The home for this invocation, opened and migrated; --verbose names it on stderr."""

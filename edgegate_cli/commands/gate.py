@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from . import baseline
+from . import JUNIT_OPTION, SUMMARY_OPTION, baseline
 
 app = typer.Typer(help="Check or explain the gates of a stored run; pin baselines.", no_args_is_help=True)
 app.add_typer(baseline.app, name="baseline")
@@ -19,10 +19,8 @@ def check(
                                  "list`), or the path of a bundle zip."),
     key: list[str] = typer.Option(None, "--key", metavar="PUBFILE", help="For a BUNDLE: trust only this public "
                                   "key (as `edgegate verify --key`); repeatable."),
-    junit: str = typer.Option(None, "--junit", metavar="FILE", help="Write a JUnit XML report (one testcase per "
-                              "gate x device)."),
-    summary: str = typer.Option(None, "--summary", metavar="FILE", help="Write a Markdown summary (e.g. "
-                                "$GITHUB_STEP_SUMMARY)."),
+    junit: str = JUNIT_OPTION,
+    summary: str = SUMMARY_OPTION,
     json_: bool = typer.Option(False, "--json", help="Print the result as one JSON document."),
 ) -> None:
     """Recompute RUN's verdict from its raw payloads, mapping, gates and policy; exit 0/1/3 by verdict.

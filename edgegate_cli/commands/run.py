@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from . import JUNIT_OPTION, SUMMARY_OPTION
+
 app = typer.Typer()
 
 
@@ -26,10 +28,8 @@ def run(
                                           "is a run error (NO_BASELINE, exit 3) instead of skipped."),
     allow_foreign_baseline: bool = typer.Option(False, "--allow-foreign-baseline", help="Accept a baseline run id "
                                                 "of another pipeline or device."),
-    junit: str = typer.Option(None, "--junit", metavar="FILE", help="Write a JUnit XML report (one testcase per "
-                              "gate x device)."),
-    summary: str = typer.Option(None, "--summary", metavar="FILE", help="Write a Markdown summary (e.g. "
-                                "$GITHUB_STEP_SUMMARY)."),
+    junit: str = JUNIT_OPTION,
+    summary: str = SUMMARY_OPTION,
     json_: bool = typer.Option(False, "--json", help="Print the outcome as one JSON document."),
 ) -> None:
     """Run PIPELINE's model on its devices (1 warmup + N repeats), evaluate its gates, exit 0/1/3.

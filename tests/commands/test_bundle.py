@@ -9,28 +9,15 @@ import json
 import os
 from pathlib import Path
 
-import pytest
 from bundle_evidence import (
     LOOSE,
     QUICKSTART,
-    build_evidence,
     entries,
     example_pipeline,
     home_signer,
     resign,
-    use_evidence,
 )
 from conftest import write_pipeline
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory, _probed_template):
-    return build_evidence(tmp_path_factory.mktemp("evidence"), _probed_template)
-
-
-@pytest.fixture
-def ev(built, fresh_home, tmp_path):
-    return use_evidence(built, fresh_home, tmp_path)
 
 
 def test_bundle_create_default_path_human_and_json(invoke, ev, tmp_path, monkeypatch):

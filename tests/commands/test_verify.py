@@ -8,23 +8,13 @@ import json
 import zipfile
 
 import pytest
-from bundle_evidence import build_evidence, entries, home_signer, resign, rewrite, use_evidence
+from bundle_evidence import entries, home_signer, resign, rewrite
 
 from edgegate_cli.signing import signer_from_seed
 
 OUTSIDER = signer_from_seed(bytes(range(100, 132)))
 RAW = ["raw/local-cpu/0-warmup.json", "raw/local-cpu/1.json", "raw/local-cpu/2.json", "raw/local-cpu/3.json"]
 LISTED = ["capabilities.json", "gates.json", "mapping.json", "metrics.json", "pipeline.json", *RAW, "report.md"]
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory, _probed_template):
-    return build_evidence(tmp_path_factory.mktemp("evidence"), _probed_template)
-
-
-@pytest.fixture
-def ev(built, fresh_home, tmp_path):
-    return use_evidence(built, fresh_home, tmp_path)
 
 
 def sha(data: bytes) -> str:
