@@ -38,10 +38,10 @@ def invoke():
 
     from edgegate_cli.cli import app
 
-    def _invoke(*args, expect: int = 0, input: str | None = None):
+    def _invoke(*args, expect: int | None = 0, input: str | None = None):
         runner = CliRunner()
         result = runner.invoke(app, [str(a) for a in args], input=input, catch_exceptions=False)
-        if result.exit_code != int(expect):
+        if expect is not None and result.exit_code != int(expect):  # None: the caller checks the outcome
             raise AssertionError(
                 f"edgegate {' '.join(map(str, args))} exited {result.exit_code}, expected {int(expect)}\n"
                 f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}")

