@@ -73,9 +73,10 @@ def _from_bundle(ws: Workspace, path: str, device: str, where: str) -> tuple[Bas
     """Verify the bundle, then read its raw payloads and mapping into the CAS (so re-evaluation finds them)."""
     from .artifacts import store_bytes
     from .bundle_check import verdict_inputs
-    from .bundle_reader import open_bundle, verify_bundle
+    from .bundle_reader import verify_bundle
     from .errors import VerificationFailed
     from .signing import trusted_keys
+    from .zip_safety import open_bundle
 
     try:
         verified = verify_bundle(open_bundle(path), trusted_keys(ws))

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from .bundle_reader import VerifiedBundle, open_bundle, verify_bundle
+from .bundle_reader import VerifiedBundle, verify_bundle
 from .dsse import TrustedKeys, read_public_key_file
 from .errors import InvalidInput, VerificationFailed
+from .zip_safety import open_bundle
 
 
 class VerifyResult(BaseModel):
@@ -69,7 +70,7 @@ def trusted_keys_for(key_files: list[str] | None) -> tuple[TrustedKeys, str]:
 
 
 def verify_file(path: Path | str, trusted: TrustedKeys, trusted_from: str = "") -> VerifyResult:
-    """Verify a bundle file offline (bundle_reader.open_bundle + verify_bundle); return what it proves.
+    """Verify a bundle file offline (zip_safety.open_bundle + bundle_reader.verify_bundle); return what it proves.
 
     Raises InvalidInput (missing or unreadable file) or VerificationFailed naming what is wrong.
     """

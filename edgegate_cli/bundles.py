@@ -32,9 +32,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from .bundle_reader import ENVELOPE, SUMMARY, open_bundle, write_deterministic_zip
 from .dsse import EVIDENCE_PAYLOAD_TYPE, EVIDENCE_PREDICATE_TYPE, IN_TOTO_STATEMENT_TYPE, sign_envelope
 from .errors import InvalidInput, VerificationFailed
+from .zip_safety import ENVELOPE, SUMMARY, open_bundle, write_deterministic_zip
 
 BUNDLE_FORMAT = 1
 

@@ -88,7 +88,7 @@ def entries(path: Path) -> dict[str, bytes]:
 
 def rewrite(src: Path, dst: Path, changes: dict[str, bytes | None]) -> Path:
     """A consistent zip (as EdgeGate writes them) with entries replaced, added, or removed (None)."""
-    from edgegate_cli.bundle_reader import write_deterministic_zip
+    from edgegate_cli.zip_safety import write_deterministic_zip
 
     files = entries(src)
     for name, data in changes.items():
