@@ -17,6 +17,11 @@ class ExitCode(IntEnum):
     INTERNAL = 4  # a bug in EdgeGate
     BROKEN_PIPE = 141  # stdout closed early (`edgegate ... | head`), as a shell reports SIGPIPE
 
+    @classmethod
+    def for_verdict(cls, verdict: str) -> ExitCode:
+        """A verdict's exit code: passed 0, failed 1, anything else (error) 3."""
+        return {"passed": cls.OK, "failed": cls.GATES_FAILED}.get(verdict, cls.RUN_ERROR)
+
 
 class EdgeGateError(Exception):
     """Base of every expected failure.

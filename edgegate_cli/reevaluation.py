@@ -8,7 +8,7 @@ import json
 from pydantic import BaseModel
 
 from .baselines import load_recorded_baselines
-from .errors import InvalidInput
+from .errors import InvalidInput, VerificationFailed
 from .gating import Evaluation, verdict_from_payloads
 from .mapping import MetricValue
 from .pipeline import Gate, RunPolicy
@@ -103,3 +103,11 @@ def case_details(payloads: dict[str, list[dict]], pack_cases: dict[str, dict]) -
                 outputs=list(dict.fromkeys(r.get("output", "") for r in results)),
                 detail=last.get("detail"), error=last.get("error")))
     return out
+
+
+def require_agreement(result: Reevaluation) -> Reevaluation:
+    """Return `result` when the recomputed verdict agrees with the stored one; else raise VerificationFailed."""
+    if not result.agrees:
+        raise VerificationFailed(f"run {result.run_id}: recomputed verdict {result.verdict} disagrees with the "
+                                 f"stored {result.stored_verdict} (gates: {', '.join(result.mismatches) or 'none'})")
+    return result

@@ -31,8 +31,8 @@ def check(
     from pathlib import Path
 
     from .. import output, render
-    from ..errors import ExitCode, InvalidInput, VerificationFailed
-    from ..reevaluation import reevaluate_run
+    from ..errors import ExitCode, InvalidInput
+    from ..reevaluation import reevaluate_run, require_agreement
     from . import open_workspace, write_ci_reports
 
     output.set_json(json_)
@@ -40,16 +40,12 @@ def check(
         _check_bundle(run_id, key, junit, summary)
     if key:
         raise InvalidInput(f"--key applies to a BUNDLE file, and {run_id} is not a file")
-    result = reevaluate_run(open_workspace(), run_id)
-    if not result.agrees:
-        raise VerificationFailed(f"run {result.run_id}: recomputed verdict {result.verdict} disagrees with the "
-                                 f"stored {result.stored_verdict} (gates: {', '.join(result.mismatches) or 'none'})")
+    result = require_agreement(reevaluate_run(open_workspace(), run_id))
     write_ci_reports(result, junit, summary)
     output.emit(result, lambda r: (render.gate_table([g.model_dump() for g in r.evaluation.gates]),
                                    output.line(f"{r.verdict.upper()}: recomputed from raw payloads; agrees "
                                                f"with the stored verdict of run {r.run_id}")))
-    raise typer.Exit(int({"passed": ExitCode.OK, "failed": ExitCode.GATES_FAILED}.get(result.verdict,
-                                                                                      ExitCode.RUN_ERROR)))
+    raise typer.Exit(int(ExitCode.for_verdict(result.verdict)))
 
 
 def _check_bundle(path: str, key_files: list[str] | None, junit: str | None = None, summary: str | None = None) -> None:
@@ -63,8 +59,7 @@ def _check_bundle(path: str, key_files: list[str] | None, junit: str | None = No
     output.emit(result, lambda r: (render.gate_table(r.evaluation["gates"]), output.line(
         f"{r.verdict.upper()}: recomputed from the bundle's raw payloads; agrees with the verdict "
         f"signed by {r.key_id} for run {r.run_id}")))
-    raise typer.Exit(int({"passed": ExitCode.OK, "failed": ExitCode.GATES_FAILED}.get(result.verdict,
-                                                                                      ExitCode.RUN_ERROR)))
+    raise typer.Exit(int(ExitCode.for_verdict(result.verdict)))
 
 
 @app.command()

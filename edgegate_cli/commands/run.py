@@ -62,5 +62,4 @@ def run(
         output.log(f"Bundle: {written.path} ({written.sha256}), signed by {written.key_id}", style=None)
     write_ci_reports(outcome, junit, summary)
     output.emit(outcome, lambda o: render.run_outcome(o.model_dump(mode="json")))
-    raise typer.Exit(int({"passed": ExitCode.OK, "failed": ExitCode.GATES_FAILED}.get(outcome.verdict,
-                                                                                       ExitCode.RUN_ERROR)))
+    raise typer.Exit(int(ExitCode.for_verdict(outcome.verdict)))
