@@ -11,12 +11,12 @@ SUMMARY_OPTION = typer.Option(None, "--summary", metavar="FILE",
                               help="Write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY).")
 
 
-def open_workspace():
-    """The home for this invocation, opened and migrated; --verbose names it on stderr."""
+def open_workspace(home=None):
+    """The home for this invocation (or `home`), opened and migrated; --verbose names it on stderr."""
     from .. import output
     from ..workspace import open_workspace as _open
 
-    return _open(on_open=lambda home: output.verbose(f"home: {home.path} (from {home.source})"))
+    return _open(home, on_open=lambda home: output.verbose(f"home: {home.path} (from {home.source})"))
 
 
 def write_ci_reports(result, junit: str | None, summary: str | None) -> None:

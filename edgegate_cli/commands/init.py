@@ -13,7 +13,7 @@ def init(json_: bool = typer.Option(False, "--json", help="Print the result as J
     from .. import output
     from ..home import init_home
     from ..state import record_audit
-    from ..workspace import open_workspace
+    from . import open_workspace
 
     output.set_json(json_)
     ws = open_workspace(init_home())

@@ -17,7 +17,7 @@ def add(file: Path = typer.Argument(..., help="A PromptPack JSON file."), json_:
     content is the same, and refused (exit 2) if it differs: publish a new version instead."""
     from .. import output
     from ..promptpacks import add_pack
-    from ..workspace import open_workspace
+    from . import open_workspace
 
     output.set_json(json_)
     result = add_pack(open_workspace(), file)
@@ -30,7 +30,7 @@ def list_(json_: bool = JSON_OPTION) -> None:
     """List the stored pack versions, newest version first."""
     from .. import output
     from ..promptpacks import list_packs
-    from ..workspace import open_workspace
+    from . import open_workspace
 
     output.set_json(json_)
     output.emit(list_packs(open_workspace()), _render_list)
@@ -52,7 +52,7 @@ def show(ref: str = typer.Argument(..., metavar="ID[@VERSION]", help="A pack id 
     """Show a stored pack: its digest and each case's prompt and check."""
     from .. import output
     from ..promptpacks import get_pack
-    from ..workspace import open_workspace
+    from . import open_workspace
 
     output.set_json(json_)
     output.emit(get_pack(open_workspace(), ref), _render_show)
@@ -90,7 +90,7 @@ def diff(a: str = typer.Argument(..., metavar="A", help="A pack file, or ID[@VER
     An existing file wins over a stored pack of the same name."""
     from .. import output
     from ..promptpacks import diff_pack_refs
-    from ..workspace import open_workspace
+    from . import open_workspace
 
     output.set_json(json_)
     output.emit(diff_pack_refs(a, b, open_workspace), _render_diff)
@@ -118,7 +118,7 @@ def export(ref: str = typer.Argument(..., metavar="ID@VERSION", help="The stored
     """Export a stored pack: to stdout as JSON, or with --out as its exact canonical bytes."""
     from .. import output
     from ..promptpacks import get_pack, write_export
-    from ..workspace import open_workspace
+    from . import open_workspace
 
     output.set_json(json_)
     if out is None:
