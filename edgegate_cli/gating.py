@@ -166,10 +166,6 @@ def evaluate_gates(metrics: dict[str, dict[str, MetricValue]], gates: list[Gate]
     return Evaluation(verdict="failed" if failed else "passed", gates=results)
 
 
-def required_metrics(gates: list[Gate]) -> set[str]:
-    return {g.metric for g in gates if g.required}
-
-
 def verdict_from_payloads(payloads: dict[str, list[dict]], mapping: dict, gates: list[Gate], policy: RunPolicy,
                           devices: list[str], provided: set[str], *,
                           baselines: dict[str, BaselineEvidence] | None = None,

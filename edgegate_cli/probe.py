@@ -61,12 +61,7 @@ def probe_backend(ws: Workspace, backend_name: str, progress: Progress, *, backe
                        mapping=outcome.mapping, payload_sha256=digests)
 
 
-def current(ws: Workspace, table: str, backend: str) -> dict | None:
-    """The newest stored capabilities or mapping document for `backend`, or None."""
-    rows = list(ws.db[table].rows_where("backend = ?", [backend], order_by="id desc", limit=1))
-    return json.loads(rows[0]["json"]) if rows else None
-
-
 def current_with_digest(ws: Workspace, table: str, backend: str) -> tuple[dict, str] | None:
+    """The newest stored capabilities or mapping document for `backend` and its CAS digest, or None."""
     rows = list(ws.db[table].rows_where("backend = ?", [backend], order_by="id desc", limit=1))
     return (json.loads(rows[0]["json"]), rows[0]["sha256"]) if rows else None
