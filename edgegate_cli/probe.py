@@ -33,10 +33,8 @@ def probe_backend(ws: Workspace, backend_name: str, progress: Progress, *, backe
                                 "created_at": utcnow()})
     try:
         outcome = backend.probe(probe_run_id, progress)
-    except BaseException as exc:
+    except BaseException:
         ws.db["probe_runs"].update(probe_run_id, {"status": "error", "finished_at": utcnow()})
-        if isinstance(exc, Exception):
-            raise
         raise
     validate(outcome.capabilities, "workspace_capabilities", f"{backend_name} capabilities")
     validate(outcome.mapping, "metric_mapping", f"{backend_name} metric mapping")
