@@ -6,6 +6,7 @@ import base64
 import json
 
 import pytest
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edgegate_cli import dsse
@@ -67,7 +68,11 @@ def test_independent_verification_with_cryptography():
     env = json.loads(json.dumps(dsse.sign_envelope(PAYLOAD, dsse.EVIDENCE_PAYLOAD_TYPE, SIGNER)))
     payload = base64.b64decode(env["payload"])
     sig = base64.b64decode(env["signatures"][0]["sig"])
-    Ed25519PublicKey.from_public_bytes(SIGNER.public_key).verify(sig, spec_pae(env["payloadType"], payload))
+    public = Ed25519PublicKey.from_public_bytes(SIGNER.public_key)
+    assert payload == PAYLOAD
+    public.verify(sig, spec_pae(env["payloadType"], payload))  # raises InvalidSignature if it does not verify
+    with pytest.raises(InvalidSignature):  # and the same check refuses a one-bit change
+        public.verify(sig, spec_pae(env["payloadType"], payload[:-1] + bytes([payload[-1] ^ 1])))
 
 
 def test_url_safe_base64_is_accepted():
