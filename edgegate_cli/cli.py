@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
-from .commands import bundle, cas, gate, gc, init, keys, pack, probe, run, runs, status, verify
+from .commands import agent, bundle, cas, gate, gc, init, keys, pack, probe, run, runs, status, verify
 from .errors import EdgeGateError, ExitCode
 from .output import CTX
 
@@ -77,6 +77,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(pack.app, name="pack")
 app.add_typer(bundle.app, name="bundle")
 app.add_typer(verify.app)
+app.add_typer(agent.app, name="agent")
 
 
 def main() -> None:

@@ -1,0 +1,54 @@
+"""Serve the agent: uvicorn (one process, one worker, the h11 protocol) with TLS whose client
+certificates are **required** and checked against the fleet CA (`ssl.CERT_REQUIRED`): a client
+without one, or with one from another CA, never completes the handshake.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+
+from ..errors import InvalidInput
+from .config import AgentConfig
+
+TLS_HANDSHAKE_TIMEOUT_S = 10
+
+
+def server_ssl_context(cfg: AgentConfig) -> ssl.SSLContext:
+    """TLS 1.2+ server context: the device certificate, and client certificates required from the fleet CA.
+
+    Raises InvalidInput naming the config field whose file does not load.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.options |= ssl.OP_NO_RENEGOTIATION
+    try:
+        ctx.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+    except (ssl.SSLError, OSError) as exc:
+        raise InvalidInput(f"{cfg.source}: tls.cert / tls.key ({cfg.tls_cert}, {cfg.tls_key}) do not load as a "
+                           f"certificate and its private key ({exc})") from None
+    try:
+        ctx.load_verify_locations(cafile=cfg.client_ca)
+    except (ssl.SSLError, OSError) as exc:
+        raise InvalidInput(f"{cfg.source}: tls.client_ca ({cfg.client_ca}) is not a PEM CA certificate ({exc})") \
+            from None
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def serve(cfg: AgentConfig, *, log_level: str = "info") -> None:
+    """Run the agent until SIGINT/SIGTERM. Raises InvalidInput for a bad TLS setup or state directory."""
+    import uvicorn
+
+    from .app import create_app
+    from .runtime import Agent
+
+    context = server_ssl_context(cfg)
+    agent = Agent(cfg)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = uvicorn.Config(
+        create_app(agent), host=cfg.host, port=cfg.port, workers=1, http="h11", lifespan="on",
+        log_level=log_level, access_log=False, limit_concurrency=int(cfg.limits["concurrency"]),
+        timeout_keep_alive=5, ssl_certfile=str(cfg.tls_cert), ssl_keyfile=str(cfg.tls_key),
+        ssl_context_factory=lambda _config, _default: context)
+    uvicorn.Server(config).run()

@@ -1,0 +1,117 @@
+"""`edgegate agent`: run the edge agent on a device (`serve`), and make the certificates for mutual TLS
+between the release box and its devices (`certs ca|device|client`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Run the edge agent on a device, and make its TLS certificates.")
+certs_app = typer.Typer(no_args_is_help=True, help="Make the fleet CA, device server certificates and release-box "
+                                                   "client certificates (ECDSA P-256).")
+app.add_typer(certs_app, name="certs")
+
+JSON_OPTION = typer.Option(False, "--json", help="Print the result as JSON.")
+CA_OPTION = typer.Option(..., "--ca", metavar="DIR", help="Directory holding fleet-ca.crt and fleet-ca.key.")
+DAYS_HELP = "Validity in days."
+
+
+@app.command()
+def serve(
+    config: Path = typer.Option(..., "--config", metavar="FILE", help="The agent config (TOML)."),
+    check: bool = typer.Option(False, "--check", help="Check the config and the TLS files, print them, and exit."),
+    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error (stderr)."),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Serve the edge agent over HTTPS with required client certificates (mutual TLS).
+
+    Example: edgegate agent serve --config /etc/edgegate/agent.toml
+    """
+    from .. import output
+    from ..agent.config import load_config
+    from ..agent.server import serve as run_server
+    from ..agent.server import server_ssl_context
+
+    output.set_json(json_)
+    cfg = load_config(config)
+    if log_level not in ("debug", "info", "warning", "error"):
+        from ..errors import InvalidInput
+
+        raise InvalidInput(f"--log-level is {log_level!r}, expected debug, info, warning or error")
+    if check:
+        server_ssl_context(cfg)
+        output.emit({"config": str(cfg.source), "device_id": cfg.device_id, "device_type": cfg.device_type,
+                     "listen": f"{cfg.host}:{cfg.port}", "state_dir": str(cfg.state_dir),
+                     "trusted_keys": sorted(cfg.trusted_keys), "require_evidence": cfg.require_evidence},
+                    lambda r: output.line(f"{r['config']}: OK — device {r['device_id']} ({r['device_type']}) "
+                                          f"on https://{r['listen']}, trusting {', '.join(r['trusted_keys'])}"))
+        return
+    run_server(cfg, log_level=log_level)
+
+
+def _issued(result) -> None:
+    from dataclasses import asdict
+
+    from .. import output
+
+    output.emit(asdict(result), lambda r: (output.line(f"Wrote {r['cert']} and {r['key']} (mode 0600)"),
+                                           output.line(f"Subject {r['subject']}, valid until {r['not_after']}, "
+                                                       f"{r['sha256']}")))
+
+
+@certs_app.command("ca")
+def certs_ca(
+    out_dir: Path = typer.Argument(..., metavar="DIR", help="Where to write fleet-ca.crt and fleet-ca.key."),
+    days: int = typer.Option(3650, "--days", min=1, help=DAYS_HELP),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Make the fleet CA. Keep fleet-ca.key on the release box; copy fleet-ca.crt to every device.
+
+    Example: edgegate agent certs ca ./fleet
+    """
+    from .. import output
+    from ..fleet.certs import create_ca
+
+    output.set_json(json_)
+    _issued(create_ca(out_dir, days=days))
+
+
+@certs_app.command("device")
+def certs_device(
+    out_dir: Path = typer.Argument(..., metavar="DIR", help="Where to write device.crt and device.key."),
+    ca: Path = CA_OPTION,
+    device_id: str = typer.Option(..., "--device-id", help="The device id (the certificate's common name)."),
+    host: list[str] = typer.Option(..., "--host", help="An IP address or DNS name the release box dials "
+                                                       "(repeat for several)."),
+    days: int = typer.Option(397, "--days", min=1, help=DAYS_HELP),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Issue a device's TLS server certificate, signed by the fleet CA.
+
+    Example: edgegate agent certs device ./dev-1 --ca ./fleet --device-id dev-1 --host 10.0.0.7
+    """
+    from .. import output
+    from ..fleet.certs import issue_device_cert
+
+    output.set_json(json_)
+    _issued(issue_device_cert(ca, out_dir, device_id, host, days=days))
+
+
+@certs_app.command("client")
+def certs_client(
+    out_dir: Path = typer.Argument(..., metavar="DIR", help="Where to write NAME.crt and NAME.key."),
+    ca: Path = CA_OPTION,
+    name: str = typer.Option("release-box", "--name", help="The client's name (common name and file name)."),
+    days: int = typer.Option(397, "--days", min=1, help=DAYS_HELP),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Issue a client certificate (for the release box) that agents accept, signed by the fleet CA.
+
+    Example: edgegate agent certs client ./box --ca ./fleet
+    """
+    from .. import output
+    from ..fleet.certs import issue_client_cert
+
+    output.set_json(json_)
+    _issued(issue_client_cert(ca, out_dir, name, days=days))

@@ -1,0 +1,1 @@
+"""The fleet: devices, their certificates and enrolment (SPEC §10.2)."""
