@@ -14,7 +14,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "edgegate_cli"
 UI_MODULES = {"cli.py", "output.py"}  # plus everything under commands/
 HEAVY = ["onnx", "onnxruntime", "onnxruntime_genai", "qai_hub", "httpx", "nacl", "numpy", "scipy",
-         "sqlite_utils", "jsonschema", "pydantic", "yaml"]
+         "sqlite_utils", "jsonschema", "pydantic", "yaml", "uvicorn", "starlette", "cryptography",
+         "prometheus_client", "semver"]
 
 
 def _imported_roots(tree: ast.AST) -> set[str]:

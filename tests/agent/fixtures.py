@@ -40,9 +40,14 @@ class Pki:
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def make_pki(root: Path) -> Pki:
+    """A fleet CA, a device certificate for 127.0.0.1, a fleet client certificate, a client certificate
+    from another CA, and the publisher keys' PEM files, under `root`."""
     from edgegate_cli.fleet import certs
 
-    root = tmp_path_factory.mktemp("pki")
     ca = certs.create_ca(root / "ca")
     device = certs.issue_device_cert(root / "ca", root / "device", DEVICE_ID, ["127.0.0.1", "localhost"])
     client = certs.issue_client_cert(root / "ca", root / "box")

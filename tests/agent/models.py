@@ -39,8 +39,8 @@ def linear_bytes(seed: int, **kwargs) -> bytes:
 
 
 def big_bytes(seed: int, megabytes: float = 10.0) -> bytes:
-    """A linear model whose first weight matrix makes the file about `megabytes` MB (x is [1, 64])."""
-    hidden = int(megabytes * 1024 * 1024 / 4 / 64)
+    """A linear model of about `megabytes` MB (10^6 bytes) of float32 weights; x is [1, 64]."""
+    hidden = int(megabytes * 1e6 / 4 / (64 + 1 + 4))  # W1 column, b1 entry and W2 row per hidden unit
     return linear_bytes(seed, width=64, hidden=hidden)
 
 
