@@ -61,6 +61,8 @@ def test_zero_failed_requests_across_20_swaps_under_load(agent_factory, tmp_path
         assert np.allclose(np.array(y, dtype=np.float32), expected[index % 2], atol=1e-6), version
     assert len(answers) >= 100 and len({version for _, version, _ in answers}) >= 2
     assert last == f"1.0.{SWAPS}"
+    # only the active and the previous release stay on disk
+    assert len(list((agent.state_dir / "releases").iterdir())) == 2
 
 
 def test_a_request_in_flight_finishes_on_the_model_it_started_on(agent_factory, tmp_path):
