@@ -25,7 +25,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .bodies import chunks, declared_length, read_json
+from .bodies import chunks, declared_length, drain, read_json
 from .codes import AgentRefusal, Code
 from .deploy import accept_deploy
 from .rollback import rollback
@@ -67,8 +67,9 @@ class Routes:
     async def put_blob(self, request: Request, hexdigest: str, held: int | None) -> Response:
         declared = _declared_size(request, int(self.limits["max_blob_bytes"]))
         if held is not None and held == declared:  # already here: the body is not needed
+            whole = await drain(request, idle_s=self.limits["body_timeout_s"], declared=declared)
             return JSONResponse({"sha256": "sha256:" + hexdigest, "size": held, "stored": False},
-                                headers={"Connection": "close"} if declared else None)
+                                headers=None if whole else {"Connection": "close"})
         body = chunks(request, idle_s=self.limits["body_timeout_s"], size_hint=declared)
         try:
             size = await self.agent.blobs.receive(hexdigest, declared, body)

@@ -6,6 +6,7 @@ without one, or with one from another CA, never completes the handshake.
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 
 from ..errors import InvalidInput
@@ -36,14 +37,31 @@ def server_ssl_context(cfg: AgentConfig) -> ssl.SSLContext:
     return ctx
 
 
+def bind(cfg: AgentConfig) -> socket.socket:
+    """The listening socket for `listen` (bound here, so a busy port is a one-line error, not a traceback)."""
+    family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((cfg.host, cfg.port))
+    except OSError as exc:
+        sock.close()
+        raise InvalidInput(f"{cfg.source}: listen {cfg.host}:{cfg.port}: cannot listen there ({exc.strerror})",
+                           field="listen", hint="another process may hold the port; choose another") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve(cfg: AgentConfig, *, log_level: str = "info") -> None:
-    """Run the agent until SIGINT/SIGTERM. Raises InvalidInput for a bad TLS setup or state directory."""
+    """Run the agent until SIGINT/SIGTERM. Raises InvalidInput for a bad TLS setup, a state directory it
+    cannot use, or an address it cannot listen on."""
     import uvicorn
 
     from .app import create_app
     from .runtime import Agent
 
     context = server_ssl_context(cfg)
+    sock = bind(cfg)
     agent = Agent(cfg)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = uvicorn.Config(
@@ -51,4 +69,4 @@ def serve(cfg: AgentConfig, *, log_level: str = "info") -> None:
         log_level=log_level, access_log=False, limit_concurrency=int(cfg.limits["concurrency"]),
         timeout_keep_alive=5, ssl_certfile=str(cfg.tls_cert), ssl_keyfile=str(cfg.tls_key),
         ssl_context_factory=lambda _config, _default: context)
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=[sock])

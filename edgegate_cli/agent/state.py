@@ -45,7 +45,10 @@ class StateFile:
     def load(self) -> dict:
         """The saved state, or an empty one. Raises InvalidInput for an unreadable file, StateTooNew for a
         newer format (never guess at a state this agent does not understand)."""
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise InvalidInput(f"{self.root}: cannot create the agent's state_dir ({exc.strerror})") from None
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:

@@ -132,6 +132,21 @@ def test_oversized_json_bodies(client):
     assert chunked == f"the body passed the {1 << 20}-byte limit"
 
 
+def test_a_huge_declared_body_is_cut_without_reading_it(shared_agent):
+    """Past the drain cap (8 MiB) the agent answers at once and closes: the client sees the 413 or a
+    reset, and the agent serves the next request."""
+    body = b"{" + b" " * (20 << 20) + b"}"
+    with shared_agent.client() as client:
+        try:
+            response = client.post("/v1/deploy", content=body)
+        except httpx.TransportError:
+            response = None
+        if response is not None:
+            assert refused(response, 413, "BODY_TOO_LARGE") == f"the body is {len(body)} bytes; the limit is {1 << 20}"
+    with shared_agent.client() as client:
+        assert client.get("/v1/status").status_code == 200
+
+
 def test_infer_input_errors_are_the_clients_not_the_models(client, tmp_path):
     push(client, write_release(tmp_path / "r", PUBLISHER, name="inputs", version="1.0.0",
                                models={"model.onnx": linear_bytes(5)}))

@@ -66,3 +66,19 @@ def test_serve_with_a_bad_config_exits_2_naming_the_field(invoke, tmp_path):
     result = invoke("agent", "serve", "--config", config, expect=2)
     assert result.stderr.startswith(f"Error [INVALID_INPUT]: {config}: device_typ is not a known setting (known: ")
     assert result.stderr.endswith(f"({HINT})\n")
+
+
+def test_serve_on_a_busy_port_exits_2_naming_listen(invoke, tmp_path):
+    import socket
+
+    make_pki(invoke, tmp_path)
+    (tmp_path / "pub.pem").write_text(dsse.public_key_pem(signer_from_seed(bytes(range(32))).public_key))
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        config = tmp_path / "agent.toml"
+        config.write_text(f'device_id = "dev-1"\ndevice_type = "t"\nstate_dir = "state"\nlisten = "127.0.0.1:{port}"\n'
+                          '[tls]\ncert = "dev/device.crt"\nkey = "dev/device.key"\nclient_ca = "ca/fleet-ca.crt"\n'
+                          '[trust]\npublisher_keys = ["pub.pem"]\n')
+        result = invoke("agent", "serve", "--config", config, expect=2)
+    assert result.stderr == (f"Error [INVALID_INPUT]: {config}: listen 127.0.0.1:{port}: cannot listen there "
+                             "(Address already in use) (another process may hold the port; choose another)\n")
