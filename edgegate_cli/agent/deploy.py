@@ -54,10 +54,13 @@ def accept_deploy(agent: Agent, body) -> dict:
                "release": {"name": manifest.name, "version": manifest.version, "sha256": manifest.identity,
                            "manifest_sha256": manifest.payload_sha256},
                "envelope": request.envelope}  # kept until the deployment ends, so a restart can resume it
-        agent.state["highest"][manifest.name] = manifest.version
-        agent.state["nonces"][request.nonce] = keep_until
-        agent.state["deployments"].append(dep)
-        agent.save()
+
+        def change(draft: dict) -> None:
+            draft["highest"][manifest.name] = manifest.version
+            draft["nonces"][request.nonce] = keep_until
+            draft["deployments"].append(dep)
+
+        agent.commit(change)
         view = public_deployment(dep)
     _start(agent, dep["id"], request.envelope, time.monotonic())
     return view

@@ -21,7 +21,7 @@ from ..dsse import parse_utc
 from ..errors import VerificationFailed
 from ..rollback_directive import RollbackDirective, verify_rollback_envelope
 from .codes import AgentRefusal, Code, from_verification
-from .runtime import Agent, public_deployment
+from .runtime import Agent
 from .state import utc_text
 from .trust import check_not_busy
 
@@ -73,9 +73,12 @@ def rollback(agent: Agent, body) -> dict:
                "message": None, "rollout_id": directive.rollout_id, "accepted_at": utc_text(now),
                "signer": directive.signer, "from_sha256": directive.from_sha256,
                "release": {k: target[k] for k in ("name", "version", "sha256", "manifest_sha256")}}
-        agent.state["nonces"][directive.nonce] = directive.expires_at
-        agent.state["deployments"].append(dep)
-        agent.save()
+
+        def change(draft: dict) -> None:
+            draft["nonces"][directive.nonce] = directive.expires_at
+            draft["deployments"].append(dep)
+
+        agent.commit(change)
     held = agent.slot.previous
     try:
         if held is None or held.release["manifest_sha256"] != target["manifest_sha256"]:
@@ -84,5 +87,4 @@ def rollback(agent: Agent, body) -> dict:
     except AgentRefusal as exc:
         agent.fail(dep["id"], exc)
         raise
-    with agent.lock:
-        return public_deployment(dep)
+    return agent.deployment(dep["id"])

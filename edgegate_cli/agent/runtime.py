@@ -8,6 +8,7 @@ reference once and runs on that session).
 
 from __future__ import annotations
 
+import copy
 import logging
 import shutil
 import threading
@@ -43,16 +44,20 @@ class Agent:
 
     # -- state -----------------------------------------------------------------------------------
 
-    def save(self) -> None:
-        """Persist the state (call with the lock held). Returns once it is durable."""
-        prune(self.state, self.clock())
-        self.files.save(self.state)
+    def commit(self, change):
+        """Apply `change(draft)` to a copy of the state, make the copy durable, then adopt it; returns
+        what `change` returns. If the write fails (disk full), the state in memory is unchanged too."""
+        with self.lock:
+            draft = copy.deepcopy(self.state)
+            result = change(draft)
+            prune(draft, self.clock())
+            self.files.save(draft)
+            self.state = draft
+            return result
 
     def record(self, exc: AgentRefusal) -> AgentRefusal:
         """Count a refusal in /metrics and record it in state.json; returns it for `raise`."""
-        with self.lock:
-            record_refusal(self.state, exc.code, exc.message, self.clock())
-            self.save()
+        self.commit(lambda draft: record_refusal(draft, exc.code, exc.message, self.clock()))
         self.count(exc)
         return exc
 
@@ -61,19 +66,19 @@ class Agent:
             exc.counted = True
             self.metrics.refusals.labels(exc.code).inc()
 
-    def set_status(self, dep_id: str, status: str, **fields) -> None:
-        with self.lock:
-            find_deployment(self.state, dep_id).update(status=status, **fields)
-            self.save()
+    def set_status(self, dep_id: str, status: str) -> None:
+        self.commit(lambda draft: find_deployment(draft, dep_id).update(status=status))
 
     def fail(self, dep_id: str, exc: AgentRefusal) -> None:
         """A deployment ends failed with the refusal's code; the active model is untouched."""
         log.warning("deployment %s failed: %s %s", dep_id, exc.code, exc.message)
-        with self.lock:
-            find_deployment(self.state, dep_id).update(status="failed", code=exc.code, message=exc.message,
-                                                       envelope=None, ended_at=utc_text(self.clock()))
-            record_refusal(self.state, exc.code, exc.message, self.clock())
-            self.save()
+
+        def change(draft: dict) -> None:
+            find_deployment(draft, dep_id).update(status="failed", code=exc.code, message=exc.message,
+                                                  envelope=None, ended_at=utc_text(self.clock()))
+            record_refusal(draft, exc.code, exc.message, self.clock())
+
+        self.commit(change)
         self.count(exc)
 
     # -- serving ---------------------------------------------------------------------------------
@@ -94,12 +99,15 @@ class Agent:
         with self.lock:
             now = utc_text(self.clock())
             release = {**model.release, "since": now, "deployment_id": dep_id}
-            model.release = release
-            self.state["previous"], self.state["active"] = self.state["active"], release
             elapsed = time.monotonic() - started
-            find_deployment(self.state, dep_id).update(status="active", activated_at=now, envelope=None,
-                                                       activation_s=round(elapsed, 4), ended_at=now)
-            self.save()
+
+            def change(draft: dict) -> None:
+                draft["previous"], draft["active"] = draft["active"], release
+                find_deployment(draft, dep_id).update(status="active", activated_at=now, envelope=None,
+                                                      activation_s=round(elapsed, 4), ended_at=now)
+
+            self.commit(change)
+            model.release = release
             self.slot.swap(model)
             self.metrics.swaps.labels(kind).inc()
             self.metrics.activation.observe(elapsed)

@@ -68,3 +68,19 @@ def test_refusals_are_counted_and_the_recent_ones_kept():
         record_refusal(doc, "REPLAY" if i % 2 else "DOWNGRADE", f"m{i}", NOW)
     assert doc["refusals"] == {"DOWNGRADE": 13, "REPLAY": 12}
     assert [r["message"] for r in doc["recent_refusals"]] == [f"m{i}" for i in range(5, 25)]
+
+
+def test_agent_commit_adopts_a_change_only_once_it_is_durable(tmp_path):
+    """Agent.commit applies a change to a copy: when the write fails, the state in memory is unchanged
+    too (no 'active in memory, old on disk' split)."""
+    from edgegate_cli.agent.config import AgentConfig
+    from edgegate_cli.agent.runtime import Agent
+
+    cfg = AgentConfig(source=tmp_path / "agent.toml", device_id="d", device_type="t", state_dir=tmp_path / "state",
+                      tls_cert=tmp_path / "c", tls_key=tmp_path / "k", client_ca=tmp_path / "ca", trusted_keys={})
+    agent = Agent(cfg, clock=lambda: NOW)
+    agent.commit(lambda draft: draft["highest"].update(a="1.0.0"))
+    with pytest.raises(ValueError):
+        agent.commit(lambda draft: draft["highest"].update(a=float("nan")))
+    assert agent.state["highest"] == {"a": "1.0.0"}
+    assert StateFile(cfg.state_dir).load()["highest"] == {"a": "1.0.0"}
