@@ -39,11 +39,11 @@ def main() -> None:
     from aihub_double import AIHubDouble
 
     from edgegate_cli.backends.base import get_backend
-    from edgegate_cli.home import Home
-    from edgegate_cli.pipeline import load_pipeline
-    from edgegate_cli.probe import probe_backend
-    from edgegate_cli.runner import execute_run
-    from edgegate_cli.workspace import open_workspace
+    from edgegate_cli.runs.execute import execute_run
+    from edgegate_cli.runs.probe import probe_backend
+    from edgegate_cli.spec.pipeline import load_pipeline
+    from edgegate_cli.store.home import Home
+    from edgegate_cli.store.workspace import open_workspace
 
     with AIHubDouble(polls_before_done=0) as hub, tempfile.TemporaryDirectory(prefix="edgegate-bench-") as tmp:
         os.environ.update({"QAIHUB_API_TOKEN": hub.token, "EDGEGATE_QAIHUB_API_URL": hub.url,

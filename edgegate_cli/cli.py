@@ -13,7 +13,7 @@ from typer.core import TyperGroup
 from . import __version__
 from .commands import bundle, cas, gate, gc, init, keys, pack, probe, run, runs, status, verify
 from .errors import EdgeGateError, ExitCode
-from .output import CTX
+from .ui.output import CTX
 
 
 class ErrorMappingGroup(TyperGroup):
@@ -25,7 +25,7 @@ class ErrorMappingGroup(TyperGroup):
         except EdgeGateError as err:
             if CTX.debug:
                 raise
-            from .output import error
+            from .ui.output import error
 
             error(err)
             raise typer.Exit(int(err.exit_code)) from None
@@ -58,7 +58,7 @@ def root(
                                  help="Print the version and exit."),
 ) -> None:
     """Decide, with evidence, whether an edge AI model is fit to ship to Snapdragon devices."""
-    from .home import set_explicit_home
+    from .store.home import set_explicit_home
 
     set_explicit_home(home)
     CTX.verbose = verbose

@@ -22,8 +22,8 @@ def fresh_home(tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "100")
     for name in _SCRUBBED:
         monkeypatch.delenv(name, raising=False)
-    from edgegate_cli.home import set_explicit_home
-    from edgegate_cli.output import CTX
+    from edgegate_cli.store.home import set_explicit_home
+    from edgegate_cli.ui.output import CTX
 
     CTX.json = CTX.verbose = CTX.debug = False
     yield home
@@ -53,9 +53,9 @@ def invoke():
 @pytest.fixture(scope="session")
 def _probed_template(tmp_path_factory):
     """A home in which the local backend was probed once (probing costs a few seconds)."""
-    from edgegate_cli.home import Home
-    from edgegate_cli.probe import probe_backend
-    from edgegate_cli.workspace import open_workspace
+    from edgegate_cli.runs.probe import probe_backend
+    from edgegate_cli.store.home import Home
+    from edgegate_cli.store.workspace import open_workspace
 
     path = tmp_path_factory.mktemp("template") / "home"
     ws = open_workspace(Home(path, "--home"))

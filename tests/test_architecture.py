@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "edgegate_cli"
-UI_MODULES = {"cli.py", "output.py"}  # plus everything under commands/
+UI_MODULES = {"cli.py"}  # plus everything under commands/ and ui/
 HEAVY = ["onnx", "onnxruntime", "onnxruntime_genai", "qai_hub", "httpx", "nacl", "numpy", "scipy",
          "sqlite_utils", "jsonschema", "pydantic", "yaml"]
 
@@ -31,7 +31,7 @@ def _imported_roots(tree: ast.AST) -> set[str]:
 def _core_modules() -> list[Path]:
     def is_ui(path: Path) -> bool:
         rel = path.relative_to(PACKAGE)
-        return rel.parts[0] == "commands" or rel.as_posix() in UI_MODULES
+        return rel.parts[0] in ("commands", "ui") or rel.as_posix() in UI_MODULES
 
     return sorted(p for p in PACKAGE.rglob("*.py") if not is_ui(p))
 

@@ -14,18 +14,18 @@ from conftest import REPO, write_pipeline
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from edgegate_cli import dsse
-from edgegate_cli.bundle_check import check_bundle, trusted_keys_for, verify_file
-from edgegate_cli.bundles import create_bundle, show_bundle
 from edgegate_cli.errors import InvalidInput, VerificationFailed
-from edgegate_cli.signing import signer_from_seed, trusted_keys
+from edgegate_cli.evidence import dsse
+from edgegate_cli.evidence.bundle_write import create_bundle, show_bundle
+from edgegate_cli.evidence.keys import signer_from_seed, trusted_keys
+from edgegate_cli.evidence.verify import check_bundle, trusted_keys_for, verify_file
 
 LOOSE = ", flake: {latency_cv: 1.0, throughput_cv: 1.0}"
 
 
 @pytest.fixture
 def ws(ev):
-    from edgegate_cli.workspace import open_workspace
+    from edgegate_cli.store.workspace import open_workspace
 
     ws = open_workspace()
     yield ws
@@ -175,10 +175,10 @@ def test_show_reads_without_verifying(ev, tmp_path):
 
 def test_a_run_that_never_collected_payloads_is_refused(probed_home, tmp_path):
     from edgegate_cli.errors import MissingRequiredMetric
-    from edgegate_cli.pipeline import load_pipeline
-    from edgegate_cli.runner import execute_run
-    from edgegate_cli.signing import generate_key, load_signing_key
-    from edgegate_cli.workspace import open_workspace
+    from edgegate_cli.evidence.keys import generate_key, load_signing_key
+    from edgegate_cli.runs.execute import execute_run
+    from edgegate_cli.spec.pipeline import load_pipeline
+    from edgegate_cli.store.workspace import open_workspace
 
     ws = open_workspace()
     generate_key(ws)
@@ -195,9 +195,9 @@ def test_a_run_that_never_collected_payloads_is_refused(probed_home, tmp_path):
 
 
 def test_an_active_run_is_refused(probed_home, tmp_path):
-    from edgegate_cli.runs import create_run
-    from edgegate_cli.signing import generate_key, load_signing_key
-    from edgegate_cli.workspace import open_workspace
+    from edgegate_cli.evidence.keys import generate_key, load_signing_key
+    from edgegate_cli.store.runs import create_run
+    from edgegate_cli.store.workspace import open_workspace
 
     ws = open_workspace()
     generate_key(ws)
@@ -236,11 +236,11 @@ def test_verify_rejects_a_bundle_whose_raw_index_names_an_unlisted_file(ev, tmp_
 
 def test_genai_bundle_carries_the_promptpack_and_re_derives(probed_home, tmp_path):
     """A GenAI run: promptpack.json is the pack's canonical bytes; the verdict re-derives from the bundle."""
-    from edgegate_cli.pipeline import load_pipeline
-    from edgegate_cli.promptpacks import canonicalize, load_pack
-    from edgegate_cli.runner import execute_run
-    from edgegate_cli.signing import generate_key, load_signing_key
-    from edgegate_cli.workspace import open_workspace
+    from edgegate_cli.evidence.keys import generate_key, load_signing_key
+    from edgegate_cli.runs.execute import execute_run
+    from edgegate_cli.spec.pipeline import load_pipeline
+    from edgegate_cli.spec.promptpacks import canonicalize, load_pack
+    from edgegate_cli.store.workspace import open_workspace
 
     ws = open_workspace()
     generate_key(ws)
@@ -260,7 +260,7 @@ def test_genai_bundle_carries_the_promptpack_and_re_derives(probed_home, tmp_pat
 
 def test_payload_environment_reads_local_and_ai_hub_payloads():
     """Local payloads carry `environment`; AI Hub payloads name the SDK under `edgegate.sdk_version`."""
-    from edgegate_cli.bundle_report import payload_environment
+    from edgegate_cli.evidence.bundle_report import payload_environment
 
     assert payload_environment({"environment": {"onnxruntime": "1.32.0", "cpu": "x"}}) == {
         "onnxruntime": "1.32.0", "cpu": "x"}
@@ -271,10 +271,10 @@ def test_payload_environment_reads_local_and_ai_hub_payloads():
 def test_relative_gate_baselines_travel_in_the_bundle(probed_home, tmp_path):
     """A run gated against `last-passed`: the baseline's mapping and payloads are in the bundle, the
     verdict re-derives from it, and a re-signed faster baseline makes the relative gate fail."""
-    from edgegate_cli.pipeline import load_pipeline
-    from edgegate_cli.runner import execute_run
-    from edgegate_cli.signing import generate_key, load_signing_key
-    from edgegate_cli.workspace import open_workspace
+    from edgegate_cli.evidence.keys import generate_key, load_signing_key
+    from edgegate_cli.runs.execute import execute_run
+    from edgegate_cli.spec.pipeline import load_pipeline
+    from edgegate_cli.store.workspace import open_workspace
 
     ws = open_workspace()
     generate_key(ws)

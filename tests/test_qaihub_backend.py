@@ -21,8 +21,8 @@ from conftest import REPO
 from qai_hub.client import RateLimitedError
 
 from edgegate_cli.backends.base import MeasureRequest, get_backend
-from edgegate_cli.backends.qaihub import CANDIDATES, QAIHubBackend
-from edgegate_cli.backends.qaihub_jobs import Stopped, poll_jobs, submit_with_retry
+from edgegate_cli.backends.qaihub.backend import CANDIDATES, QAIHubBackend
+from edgegate_cli.backends.qaihub.jobs import Stopped, poll_jobs, submit_with_retry
 from edgegate_cli.config import qaihub_settings
 from edgegate_cli.errors import (
     BackendUnavailable,
@@ -31,9 +31,9 @@ from edgegate_cli.errors import (
     RunTimeout,
     SubmissionFailed,
 )
-from edgegate_cli.home import Home
-from edgegate_cli.mapping import compute_metrics, derive_mapping
-from edgegate_cli.workspace import open_workspace
+from edgegate_cli.measure.mapping import compute_metrics, derive_mapping
+from edgegate_cli.store.home import Home
+from edgegate_cli.store.workspace import open_workspace
 
 MODEL = REPO / "examples" / "quickstart" / "model.onnx"
 S24, S23, ELITE = "Samsung Galaxy S24", "Samsung Galaxy S23", "Snapdragon 8 Elite QRD"
@@ -197,7 +197,7 @@ def test_rerun_uses_the_cache_zero_uploads_zero_compiles(hub, ws):
 
 def test_a_cached_id_ai_hub_no_longer_knows_is_uploaded_again(hub, ws):
     backend = QAIHubBackend(state_path=ws.home.db_path)
-    from edgegate_cli.backends.qaihub_models import model_digest
+    from edgegate_cli.backends.qaihub.models import model_digest
 
     backend.cache.put_model(model_digest(MODEL), "mgone0000")
     backend.measure(request(), noop)

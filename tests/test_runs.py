@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from edgegate_cli.errors import RunActive
-from edgegate_cli.runs import active_run, create_run, get_run, reap_abandoned, run_events, transition
-from edgegate_cli.workspace import open_workspace
+from edgegate_cli.store.runs import active_run, create_run, get_run, reap_abandoned, run_events, transition
+from edgegate_cli.store.workspace import open_workspace
 
 
 def new_run(db, **kw):

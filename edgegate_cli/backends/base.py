@@ -92,11 +92,11 @@ def get_backend(name: str, ws=None, devices: list[str] | None = None) -> Backend
         if devices:
             raise InvalidInput("--device picks AI Hub devices for `probe --backend qaihub`; the local backend "
                                "probes this machine (local:cpu)")
-        from .local import LocalBackend
+        from .local.backend import LocalBackend
 
         return LocalBackend()
     if name == "qaihub":
-        from .qaihub import QAIHubBackend
+        from .qaihub.backend import QAIHubBackend
 
         return QAIHubBackend(state_path=ws.home.db_path if ws is not None else None, probe_devices=devices)
     raise InvalidInput(f"unknown backend {name!r} (known: local, qaihub)")

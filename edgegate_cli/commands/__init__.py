@@ -13,8 +13,8 @@ SUMMARY_OPTION = typer.Option(None, "--summary", metavar="FILE",
 
 def open_workspace(home=None):
     """The home for this invocation (or `home`), opened and migrated; --verbose names it on stderr."""
-    from .. import output
-    from ..workspace import open_workspace as _open
+    from ..store.workspace import open_workspace as _open
+    from ..ui import output
 
     return _open(home, on_open=lambda home: output.verbose(f"home: {home.path} (from {home.source})"))
 
@@ -23,8 +23,8 @@ def write_ci_reports(result, junit: str | None, summary: str | None) -> None:
     """`--junit FILE` / `--summary FILE`: the CI reports of a run outcome or a re-evaluation (a pydantic model)."""
     if not (junit or summary):
         return
-    from .. import output
-    from ..ci_reports import write_reports
+    from ..ui import output
+    from ..ui.ci_reports import write_reports
 
     for path in write_reports(result.model_dump(mode="json"), junit=junit, summary=summary):
         output.log(f"Wrote {path}", style=None)

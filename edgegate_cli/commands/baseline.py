@@ -9,7 +9,7 @@ app = typer.Typer(help="Pin, show or clear the baseline run of a pipeline's rela
 
 
 def _table(pins, title: str) -> None:
-    from .. import output
+    from ..ui import output
 
     output.table(title, ["pipeline", "device", "baseline run", "pinned at"],
                  [(p.pipeline, p.device, p.run_id, p.created_at) for p in pins])
@@ -24,8 +24,8 @@ def set_(
     json_: bool = typer.Option(False, "--json", help="Print the pins as one JSON document."),
 ) -> None:
     """Pin RUN as the baseline of PIPELINE's relative gates; it takes precedence over their `baseline`."""
-    from .. import output
-    from ..baselines import set_pin
+    from ..gating.baselines import set_pin
+    from ..ui import output
     from . import open_workspace
 
     output.set_json(json_)
@@ -39,8 +39,8 @@ def show(
     json_: bool = typer.Option(False, "--json", help="Print the pins as one JSON document."),
 ) -> None:
     """List the pinned baselines (of PIPELINE, or of every pipeline)."""
-    from .. import output
-    from ..baselines import list_pins
+    from ..gating.baselines import list_pins
+    from ..ui import output
     from . import open_workspace
 
     output.set_json(json_)
@@ -55,8 +55,8 @@ def clear(
     json_: bool = typer.Option(False, "--json", help="Print what was unpinned as one JSON document."),
 ) -> None:
     """Unpin PIPELINE's baseline (on D only, with --device); its gates fall back to their own `baseline`."""
-    from .. import output
-    from ..baselines import clear_pins
+    from ..gating.baselines import clear_pins
+    from ..ui import output
     from . import open_workspace
 
     output.set_json(json_)

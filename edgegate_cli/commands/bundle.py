@@ -21,9 +21,9 @@ def create(
 ) -> None:
     """Write RUN's signed evidence bundle: summary, DSSE envelope, pipeline, mapping, metrics, gates,
     raw payloads and report.md. The same run and key give byte-identical zips."""
-    from .. import output
-    from ..bundles import create_bundle
-    from ..signing import load_signing_key
+    from ..evidence.bundle_write import create_bundle
+    from ..evidence.keys import load_signing_key
+    from ..ui import output
     from . import open_workspace
 
     output.set_json(json_)
@@ -33,7 +33,7 @@ def create(
 
 
 def bundle_lines(r) -> None:
-    from .. import output
+    from ..ui import output
 
     output.line(f"Wrote {r.path} ({len(r.files) + 2} files, {r.bytes:,} bytes, {r.sha256})")
     output.line(f"Run {r.run_id}: {r.verdict}; signed by {r.key_id}. Check it with `edgegate verify {r.path}`.")
@@ -45,15 +45,15 @@ def show(
     json_: bool = JSON_OPTION,
 ) -> None:
     """Show what a bundle claims (verdict, run, signer, files) WITHOUT verifying it; use `edgegate verify`."""
-    from .. import output
-    from ..bundles import show_bundle
+    from ..evidence.bundle_write import show_bundle
+    from ..ui import output
 
     output.set_json(json_)
     output.emit(show_bundle(file), _show)
 
 
 def _show(s) -> None:
-    from .. import output
+    from ..ui import output
 
     output.line(f"NOT VERIFIED: {s.path} (this only reads the bundle; run `edgegate verify {s.path}`)",
                 style="bold yellow")

@@ -19,9 +19,9 @@ def verify(
 
     Checks every blob, or only the given digests. Nothing is deleted: a corrupt blob stays as evidence.
     """
-    from .. import output
-    from ..artifacts import verify_blobs
     from ..errors import ExitCode, VerificationFailed
+    from ..store.artifacts import verify_blobs
+    from ..ui import output
     from . import open_workspace
 
     output.set_json(json_)
@@ -39,7 +39,7 @@ def verify(
 
 
 def _render_verify(report) -> None:
-    from .. import output
+    from ..ui import output
 
     # full digests, each on a line of its own (the file path is in --json): what the user acts on
     for c in report.corrupt:
@@ -54,8 +54,8 @@ def _render_verify(report) -> None:
 @app.command("ls")
 def ls(json_: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
     """List stored artifacts: digest, kind, size, created, expires, original name, references."""
-    from .. import output
-    from ..artifacts import list_artifacts
+    from ..store.artifacts import list_artifacts
+    from ..ui import output
     from . import open_workspace
 
     output.set_json(json_)
@@ -64,7 +64,7 @@ def ls(json_: bool = typer.Option(False, "--json", help="Print the result as JSO
 
 
 def _render_ls(listing) -> None:
-    from .. import output
+    from ..ui import output
 
     items = listing.artifacts
     if not items:

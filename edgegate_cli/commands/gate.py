@@ -30,9 +30,9 @@ def check(
     """
     from pathlib import Path
 
-    from .. import output, render
     from ..errors import ExitCode, InvalidInput
-    from ..reevaluation import reevaluate_run, require_agreement
+    from ..gating.reevaluation import reevaluate_run, require_agreement
+    from ..ui import output, render
     from . import open_workspace, write_ci_reports
 
     output.set_json(json_)
@@ -49,9 +49,9 @@ def check(
 
 
 def _check_bundle(path: str, key_files: list[str] | None, junit: str | None = None, summary: str | None = None) -> None:
-    from .. import output, render
-    from ..bundle_check import check_bundle, require_agreement, trusted_keys_for
     from ..errors import ExitCode
+    from ..evidence.verify import check_bundle, require_agreement, trusted_keys_for
+    from ..ui import output, render
     from . import write_ci_reports
 
     result = require_agreement(check_bundle(path, trusted_keys_for(key_files)[0]))
@@ -68,8 +68,8 @@ def explain(
     json_: bool = typer.Option(False, "--json", help="Print the explanation as one JSON document."),
 ) -> None:
     """Explain, per gate and device, the value, threshold, per-repeat values, CV and why it passed or not."""
-    from .. import output, render
-    from ..reevaluation import reevaluate_run
+    from ..gating.reevaluation import reevaluate_run
+    from ..ui import output, render
     from . import open_workspace
 
     output.set_json(json_)

@@ -18,8 +18,8 @@ def gc(
 
     Untracked blobs and stale temp files older than a day are removed too.
     """
-    from .. import output
-    from ..retention import collect_garbage
+    from ..store.retention import collect_garbage
+    from ..ui import output
     from . import open_workspace
 
     output.set_json(json_)
@@ -29,7 +29,7 @@ def gc(
 
 
 def _render(report) -> None:
-    from .. import output
+    from ..ui import output
 
     verb, done = ("Would free", "would be removed") if report.dry_run else ("Freed", "removed")
     if report.removed:

@@ -10,9 +10,9 @@ app = typer.Typer()
 @app.command()
 def init(json_: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
     """Create a project home (.edgegate/) in the current directory, with its state and store."""
-    from .. import output
-    from ..home import init_home
-    from ..state import record_audit
+    from ..store.home import init_home
+    from ..store.state import record_audit
+    from ..ui import output
     from . import open_workspace
 
     output.set_json(json_)

@@ -16,8 +16,8 @@ def _key_line(verb: str, key) -> str:
 @app.command()
 def generate(json_: bool = JSON_OPTION) -> None:
     """Create a new signing key; it becomes the active key. The seed goes to <home>/keys/<key_id>.key (0600)."""
-    from .. import output
-    from ..signing import generate_key
+    from ..evidence.keys import generate_key
+    from ..ui import output
     from . import open_workspace
 
     output.set_json(json_)
@@ -29,8 +29,8 @@ def generate(json_: bool = JSON_OPTION) -> None:
 @app.command("list")
 def list_(json_: bool = JSON_OPTION) -> None:
     """List the keys this home knows and which one signs now."""
-    from .. import output
-    from ..signing import list_keys
+    from ..evidence.keys import list_keys
+    from ..ui import output
     from . import open_workspace
 
     output.set_json(json_)
@@ -38,7 +38,7 @@ def list_(json_: bool = JSON_OPTION) -> None:
 
 
 def _show_list(result) -> None:
-    from .. import output
+    from ..ui import output
 
     if not result.keys:
         output.line("No signing keys. Run `edgegate keys generate`, or set EDGEGATE_SIGNING_KEY.")
@@ -61,8 +61,8 @@ def export(
     json_: bool = JSON_OPTION,
 ) -> None:
     """Print a public key, for `edgegate verify --key` or any Ed25519 tool."""
-    from .. import output
-    from ..signing import export_public_key
+    from ..evidence.keys import export_public_key
+    from ..ui import output
     from . import open_workspace
 
     output.set_json(json_)
@@ -79,8 +79,8 @@ def revoke(
     json_: bool = JSON_OPTION,
 ) -> None:
     """Revoke a key from a time on; bundles it signed before that time still verify."""
-    from .. import output
-    from ..signing import revoke_key
+    from ..evidence.keys import revoke_key
+    from ..ui import output
     from . import open_workspace
 
     output.set_json(json_)
@@ -91,8 +91,8 @@ def revoke(
 @app.command()
 def rotate(json_: bool = JSON_OPTION) -> None:
     """Generate a new key and revoke the previously active key file's key as of now."""
-    from .. import output
-    from ..signing import rotate_key
+    from ..evidence.keys import rotate_key
+    from ..ui import output
     from . import open_workspace
 
     output.set_json(json_)

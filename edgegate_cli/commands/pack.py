@@ -15,8 +15,8 @@ JSON_OPTION = typer.Option(False, "--json", help="Print the result as JSON.")
 def add(file: Path = typer.Argument(..., help="A PromptPack JSON file."), json_: bool = JSON_OPTION) -> None:
     """Validate, canonicalize and store a pack version. The same id and version again is a no-op if the
     content is the same, and refused (exit 2) if it differs: publish a new version instead."""
-    from .. import output
-    from ..promptpacks import add_pack
+    from ..spec.promptpacks import add_pack
+    from ..ui import output
     from . import open_workspace
 
     output.set_json(json_)
@@ -28,8 +28,8 @@ def add(file: Path = typer.Argument(..., help="A PromptPack JSON file."), json_:
 @app.command("list")
 def list_(json_: bool = JSON_OPTION) -> None:
     """List the stored pack versions, newest version first."""
-    from .. import output
-    from ..promptpacks import list_packs
+    from ..spec.promptpacks import list_packs
+    from ..ui import output
     from . import open_workspace
 
     output.set_json(json_)
@@ -37,7 +37,7 @@ def list_(json_: bool = JSON_OPTION) -> None:
 
 
 def _render_list(listing) -> None:
-    from .. import output
+    from ..ui import output
 
     if not listing.packs:
         output.line("No PromptPacks yet. Add one with `edgegate pack add FILE`.")
@@ -50,8 +50,8 @@ def _render_list(listing) -> None:
 def show(ref: str = typer.Argument(..., metavar="ID[@VERSION]", help="A pack id (newest version) or id@version."),
          json_: bool = JSON_OPTION) -> None:
     """Show a stored pack: its digest and each case's prompt and check."""
-    from .. import output
-    from ..promptpacks import get_pack
+    from ..spec.promptpacks import get_pack
+    from ..ui import output
     from . import open_workspace
 
     output.set_json(json_)
@@ -59,8 +59,8 @@ def show(ref: str = typer.Argument(..., metavar="ID[@VERSION]", help="A pack id 
 
 
 def _render_show(pack) -> None:
-    from .. import output
-    from ..promptpack_format import effective_cases
+    from ..spec.promptpack_format import effective_cases
+    from ..ui import output
 
     output.line(f"{pack.pack_id}@{pack.version} {pack.sha256[:19]} ({pack.cases} cases, added {pack.created_at[:10]})")
     if pack.description:
@@ -73,8 +73,8 @@ def _render_show(pack) -> None:
 @app.command()
 def validate(file: Path = typer.Argument(..., help="A PromptPack JSON file."), json_: bool = JSON_OPTION) -> None:
     """Check a pack file as `pack add` would, without storing anything; print its digest."""
-    from .. import output
-    from ..promptpack_format import validate_pack_file
+    from ..spec.promptpack_format import validate_pack_file
+    from ..ui import output
 
     output.set_json(json_)
     output.emit(validate_pack_file(file), lambda p: output.line(
@@ -88,8 +88,8 @@ def diff(a: str = typer.Argument(..., metavar="A", help="A pack file, or ID[@VER
     """Show what changed from pack A to pack B: cases added, removed and changed, and defaults.
 
     An existing file wins over a stored pack of the same name."""
-    from .. import output
-    from ..promptpacks import diff_pack_refs
+    from ..spec.promptpacks import diff_pack_refs
+    from ..ui import output
     from . import open_workspace
 
     output.set_json(json_)
@@ -97,7 +97,7 @@ def diff(a: str = typer.Argument(..., metavar="A", help="A pack file, or ID[@VER
 
 
 def _render_diff(d) -> None:
-    from .. import output
+    from ..ui import output
 
     output.line(f"{d.a} ({d.a_sha256[7:19]}) -> {d.b} ({d.b_sha256[7:19]})")
     if d.identical:
@@ -116,8 +116,8 @@ def export(ref: str = typer.Argument(..., metavar="ID@VERSION", help="The stored
                                     "digest) to this file instead of printing the document.", show_default=False),
            json_: bool = JSON_OPTION) -> None:
     """Export a stored pack: to stdout as JSON, or with --out as its exact canonical bytes."""
-    from .. import output
-    from ..promptpacks import get_pack, write_export
+    from ..spec.promptpacks import get_pack, write_export
+    from ..ui import output
     from . import open_workspace
 
     output.set_json(json_)

@@ -27,10 +27,10 @@ def probe(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from .. import output, render
     from ..backends.base import get_backend
     from ..config import set_qaihub_api_url
-    from ..probe import probe_backend
+    from ..runs.probe import probe_backend
+    from ..ui import output, render
     from . import open_workspace
 
     output.set_json(json_)
@@ -48,9 +48,9 @@ def devices(
     json_: bool = typer.Option(False, "--json", help="Print the devices as one JSON document."),
 ) -> None:
     """List the devices a backend can run on, with chipset, OS and frameworks (AI Hub's live list)."""
-    from .. import output
     from ..backends.base import list_devices
     from ..config import set_qaihub_api_url
+    from ..ui import output
 
     output.set_json(json_)
     set_qaihub_api_url(api_url)

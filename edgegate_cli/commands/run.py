@@ -37,13 +37,13 @@ def run(
     Exit codes: 0 passed, 1 a required gate failed, 2 invalid input, 3 run error (flaky or missing
     metric, device failure, timeout, another run active, BUNDLE_FAILED when --bundle could not be written).
     """
-    from .. import output, render
-    from ..bundles import bundle_after_run
     from ..config import set_qaihub_api_url
     from ..errors import ExitCode, InvalidInput
-    from ..pipeline import load_pipeline
-    from ..runner import execute_run
-    from ..signing import load_signing_key
+    from ..evidence.bundle_write import bundle_after_run
+    from ..evidence.keys import load_signing_key
+    from ..runs.execute import execute_run
+    from ..spec.pipeline import load_pipeline
+    from ..ui import output, render
     from . import open_workspace, write_ci_reports
 
     output.set_json(json_)

@@ -14,8 +14,8 @@ def list_(
     json_: bool = typer.Option(False, "--json", help="Print the runs as one JSON document."),
 ) -> None:
     """List runs, newest first: id, pipeline, backend, status, error code, model, time."""
-    from .. import output
-    from ..run_history import summarize_runs
+    from ..runs.history import summarize_runs
+    from ..ui import output
     from . import open_workspace
 
     output.set_json(json_)
@@ -32,8 +32,8 @@ def show(
     json_: bool = typer.Option(False, "--json", help="Print the run as one JSON document."),
 ) -> None:
     """Show one run: its state transitions, metrics, gates and verdict."""
-    from .. import output, render
-    from ..run_history import describe_run
+    from ..runs.history import describe_run
+    from ..ui import output, render
     from . import open_workspace
 
     output.set_json(json_)

@@ -10,8 +10,8 @@ app = typer.Typer()
 @app.command()
 def status(json_: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
     """Show the home in use, schema version, store size and the active run, if any."""
-    from .. import output
-    from ..status_report import describe_status
+    from ..store.status import describe_status
+    from ..ui import output
     from . import open_workspace
 
     output.set_json(json_)

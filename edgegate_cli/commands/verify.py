@@ -20,8 +20,8 @@ def verify(
     Without --key, the keys of this home are trusted (revocations honoured). Exit codes: 0 valid,
     1 not valid, 2 unusable arguments (missing bundle, unreadable key file).
     """
-    from .. import output
-    from ..bundle_check import trusted_keys_for, verify_file
+    from ..evidence.verify import trusted_keys_for, verify_file
+    from ..ui import output
 
     output.set_json(json_)
     trusted, trusted_from = trusted_keys_for(key)
@@ -30,7 +30,7 @@ def verify(
 
 
 def _show(r) -> None:
-    from .. import output
+    from ..ui import output
 
     output.line(f"VALID: {r.path}", style="bold green")
     output.line(f"  verdict: {r.verdict}" + (f" ({r.error_code})" if r.error_code else ""))

@@ -10,7 +10,7 @@ import zipfile
 import pytest
 from bundle_evidence import entries, home_signer, resign, rewrite
 
-from edgegate_cli.signing import signer_from_seed
+from edgegate_cli.evidence.keys import signer_from_seed
 
 OUTSIDER = signer_from_seed(bytes(range(100, 132)))
 RAW = ["raw/local-cpu/0-warmup.json", "raw/local-cpu/1.json", "raw/local-cpu/2.json", "raw/local-cpu/3.json"]

@@ -1,0 +1,157 @@
+"""Models and data on AI Hub for the qaihub backend: upload once per sha256, compile once per (sha256,
+device, options, SDK version), the input dataset, and the agreement of AI Hub's outputs with references.
+
+Cached ids are checked before use (one `get_model` GET): a model deleted on AI Hub, or one that belongs
+to another account, is uploaded or compiled again instead of failing the job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from .jobs import backend_error, is_auth_error, sdk_errors, submit_with_retry
+
+COMPILE_OPTIONS = "--target_runtime qnn_dlc"  # QNN runs on every Snapdragon device AI Hub offers
+
+
+def model_digest(path: Path | str) -> str:
+    """sha256 of a model file; for a directory, of its manifest (name → sha256), as `run` records it."""
+    path = Path(path)
+    if path.is_file():
+        return _file_sha256(path)
+    files = {p.name: _file_sha256(p) for p in sorted(path.iterdir()) if p.is_file()}
+    return hashlib.sha256(json.dumps(files, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sdk_input_specs(specs: dict | None) -> dict | None:
+    """Pipeline input_specs ({x: {shape, dtype}}) in the SDK's form ({x: ((1, 8), "float32")})."""
+    if not specs:
+        return None
+    return {name: (tuple(int(d) for d in s["shape"]), s.get("dtype") or "float32") for name, s in specs.items()}
+
+
+def compile_options_key(specs: dict | None) -> str:
+    """What the compile cache is keyed on besides model, device and SDK: the options and input specs."""
+    return COMPILE_OPTIONS + (" input_specs=" + json.dumps(specs, sort_keys=True) if specs else "")
+
+
+def existing_model(backend, model_id: str):
+    """The AI Hub Model `model_id`, or None if AI Hub no longer knows it (deleted, another account)."""
+    import qai_hub
+
+    try:
+        return backend.client.get_model(model_id)
+    except qai_hub.UserError as exc:
+        if is_auth_error(exc):
+            raise backend_error(exc, backend.settings, "reading a model") from None
+        return None
+    except sdk_errors() as exc:
+        raise backend_error(exc, backend.settings, f"reading model {model_id}") from None
+
+
+def source_model(backend, path: str, sha256: str, progress):
+    """The uploaded model for these bytes: the cached AI Hub id if it still exists, else a new upload."""
+    with backend.upload_lock:
+        cached = backend.cache.model_id(sha256)
+        model = existing_model(backend, cached) if cached else None
+        if model is not None:
+            return model
+        if cached:
+            backend.cache.drop_model(sha256)
+        progress(f"uploading {Path(path).name} to AI Hub")
+        model = submit_with_retry(lambda: backend.client.upload_model(path, name=Path(path).name),
+                                  f"{Path(path).name}: upload", backend.settings, progress)
+        backend.cache.put_model(sha256, model.model_id)
+        return model
+
+
+def start_compile(backend, path: str, sha256: str, specs: dict | None, device: str, progress, name: str,
+                  form: str = "onnx"):
+    """(compiled model, None) from the cache, or (None, compile job) just submitted.
+
+    A TFLite model runs as uploaded (AI Hub compiles ONNX, AIMET and TorchScript, not TFLite).
+    """
+    from qai_hub.client import Device
+
+    if form == "tflite":
+        return source_model(backend, path, sha256, progress), None
+    key = (sha256, device, compile_options_key(specs), backend.sdk_version)
+    cached = backend.cache.target_model_id(*key)
+    if cached:
+        target = existing_model(backend, cached)
+        if target is not None:
+            progress(f"{device}: compiled model {cached} (cached)")
+            return target, None
+        backend.cache.drop_compiled(*key)
+    model = source_model(backend, path, sha256, progress)
+    job = submit_with_retry(
+        lambda: backend.client.submit_compile_job(model, Device(name=device), name=name, options=COMPILE_OPTIONS,
+                                                  input_specs=sdk_input_specs(specs)),
+        f"{device}: compile job", backend.settings, progress)
+    progress(f"{device}: compile job {job.job_id} submitted")
+    return None, job
+
+
+def finish_compile(backend, sha256: str, specs: dict | None, device: str, job):
+    """The target model of a successful compile job, recorded in the cache."""
+    target = job.get_target_model()
+    backend.cache.put_compiled(sha256, device, compile_options_key(specs), backend.sdk_version,
+                               compile_job_id=job.job_id, target_model_id=target.model_id)
+    return target
+
+
+def load_entries(inputs_path: str) -> dict:
+    """An .npz of inputs as the SDK's dataset entries, {name: [array]}, in the file's order."""
+    import numpy as np
+
+    with np.load(inputs_path) as data:
+        return {name: [np.ascontiguousarray(data[name])] for name in data.files}
+
+
+def input_dataset(backend, inputs_path: str, progress):
+    """The inputs uploaded once per run as an AI Hub dataset (shared by every device's inference job)."""
+    with backend.upload_lock:
+        if inputs_path not in backend.datasets:
+            entries = load_entries(inputs_path)
+            backend.datasets[inputs_path] = submit_with_retry(
+                lambda: backend.client.upload_dataset(entries, name="edgegate-inputs"), "inputs: dataset upload",
+                backend.settings, progress)
+        return backend.datasets[inputs_path]
+
+
+def agreement(outputs: dict, reference: dict) -> dict:
+    """Cosine and max abs error of AI Hub's outputs ({name: [array]}) against reference arrays.
+
+    Outputs are matched by name; when no name matches (compilers rename tensors) and both sides have
+    the same number of outputs, by position. Returns {"compared": []} plus a note when nothing matches.
+    """
+    import numpy as np
+
+    pairs = [(n, n) for n in reference if n in outputs]
+    if not pairs and len(reference) == len(outputs):
+        pairs = list(zip(reference, outputs, strict=True))
+    cosines, errors, compared = [], [], []
+    for ref_name, out_name in pairs:
+        a = np.concatenate([np.asarray(x, np.float64).ravel() for x in outputs[out_name]])
+        b = np.asarray(reference[ref_name], np.float64).ravel()
+        if a.shape != b.shape:
+            return {"compared": [], "note": f"output {out_name!r} has {a.size} values, reference {ref_name!r} "
+                                            f"{b.size}"}
+        denom = float(np.linalg.norm(a) * np.linalg.norm(b))
+        cosines.append(float(a @ b) / denom if denom else float(np.array_equal(a, b)))
+        errors.append(float(np.max(np.abs(a - b))) if a.size else 0.0)
+        compared.append(ref_name if ref_name == out_name else f"{ref_name}={out_name}")
+    if not compared:
+        return {"compared": [], "note": f"no output named like a reference ({', '.join(reference)}); "
+                                        f"AI Hub returned {', '.join(outputs)}"}
+    return {"cosine": min(cosines), "max_abs_err": max(errors), "compared": compared}
