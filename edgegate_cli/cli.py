@@ -12,8 +12,8 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .commands import bundle, cas, gate, gc, init, keys, pack, probe, run, runs, status, verify
+from .context import Context
 from .errors import EdgeGateError, ExitCode
-from .ui.output import CTX
 
 
 class ErrorMappingGroup(TyperGroup):
@@ -23,11 +23,12 @@ class ErrorMappingGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except EdgeGateError as err:
-            if CTX.debug:
+            invocation: Context = ctx.find_root().obj
+            if invocation.output.debug:
                 raise
-            from .ui.output import error
+            from .ui.output import Output
 
-            error(err)
+            Output(invocation).error(err)
             raise typer.Exit(int(err.exit_code)) from None
 
 
@@ -50,6 +51,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     home: str = typer.Option(None, "--home", metavar="DIR", help="State directory (default: "
                              "$EDGEGATE_HOME, else nearest .edgegate/, else the user data dir)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Say more on stderr, including the home used."),
@@ -58,11 +60,12 @@ def root(
                                  help="Print the version and exit."),
 ) -> None:
     """Decide, with evidence, whether an edge AI model is fit to ship to Snapdragon devices."""
-    from .store.home import set_explicit_home
-
-    set_explicit_home(home)
-    CTX.verbose = verbose
-    CTX.debug = debug
+    if ctx.obj is None:  # `main()` passes its Context; CliRunner and other callers get a fresh one
+        ctx.obj = Context()
+    invocation: Context = ctx.obj
+    invocation.settings.home = home
+    invocation.output.verbose = verbose
+    invocation.output.debug = debug
 
 
 app.add_typer(init.app)
@@ -81,8 +84,9 @@ app.add_typer(verify.app)
 
 def main() -> None:
     """Console-script entry point: maps unexpected failures to exit 4 and a closed pipe to 141."""
+    invocation = Context()
     try:
-        app()
+        app(obj=invocation)
     except BrokenPipeError:
         # `edgegate ... | head`: point stdout at devnull so the interpreter's final flush is silent.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -94,11 +98,9 @@ def main() -> None:
     except SystemExit:
         raise
     except Exception as exc:  # the catch-all that keeps tracebacks out of CI logs
-        if CTX.debug or "--debug" in sys.argv:
+        if invocation.output.debug or "--debug" in sys.argv:
             raise
-        from .redaction import redact
-
-        sys.stderr.write(redact(f"Internal error: {type(exc).__name__}: {exc} "
+        sys.stderr.write(invocation.secrets.redact(f"Internal error: {type(exc).__name__}: {exc} "
                                 "(a bug in EdgeGate; rerun with --debug for the traceback)") + "\n")
         sys.exit(int(ExitCode.INTERNAL))
 

@@ -22,13 +22,7 @@ def fresh_home(tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "100")
     for name in _SCRUBBED:
         monkeypatch.delenv(name, raising=False)
-    from edgegate_cli.store.home import set_explicit_home
-    from edgegate_cli.ui.output import CTX
-
-    CTX.json = CTX.verbose = CTX.debug = False
-    yield home
-    CTX.json = CTX.verbose = CTX.debug = False
-    set_explicit_home(None)  # --home is per process; CliRunner tests share one
+    return home
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from conftest import REPO, write_pipeline
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from edgegate_cli.context import Context
 from edgegate_cli.errors import InvalidInput, VerificationFailed
 from edgegate_cli.evidence import dsse
 from edgegate_cli.evidence.bundle_write import create_bundle, show_bundle
@@ -138,11 +139,11 @@ def test_include_model_adds_the_model_bytes_and_still_verifies(ev, ws, tmp_path)
     model = (REPO / "examples" / "quickstart" / "model.onnx").read_bytes()
     assert entries(tmp_path / "m.zip")["model/model.onnx"] == model
     assert result.files["model/model.onnx"] == sha(model)
-    assert verify_file(tmp_path / "m.zip", trusted_keys_for([str(ev.pem)])[0]).files_checked == 11
+    assert verify_file(tmp_path / "m.zip", trusted_keys_for(Context(), [str(ev.pem)])[0]).files_checked == 11
 
 
 def test_gate_check_agrees_with_the_signed_verdicts(ev):
-    trusted = trusted_keys_for([str(ev.pem)])[0]
+    trusted = trusted_keys_for(Context(), [str(ev.pem)])[0]
     passed, failed = check_bundle(ev.pass_zip, trusted), check_bundle(ev.fail_zip, trusted)
     assert (passed.verdict, passed.signed_verdict, passed.agrees, passed.mismatches) == ("passed", "passed", True, [])
     assert (failed.verdict, failed.signed_verdict, failed.agrees) == ("failed", "failed", True)
@@ -157,7 +158,7 @@ def test_altered_and_resigned_payload_is_caught_by_recomputation(ev, tmp_path):
         payload["iterations_ms"] = [v + 1000.0 for v in payload["iterations_ms"]]
         changes[name] = json.dumps(payload, sort_keys=True).encode()
     forged = resign(ev.pass_zip, tmp_path / "forged.zip", home_signer(ev.home), changes)
-    trusted = trusted_keys_for([str(ev.pem)])[0]
+    trusted = trusted_keys_for(Context(), [str(ev.pem)])[0]
     verify_file(forged, trusted)  # the forgery is well signed
     result = check_bundle(forged, trusted)
     assert (result.verdict, result.signed_verdict, result.agrees) == ("failed", "passed", False)
@@ -228,7 +229,7 @@ def test_verify_rejects_a_bundle_whose_raw_index_names_an_unlisted_file(ev, tmp_
     forged = resign(ev.pass_zip, tmp_path / "f.zip", home_signer(ev.home),
                     {"summary.json": json.dumps(statement).encode()})
     with pytest.raises(VerificationFailed) as exc:
-        check_bundle(forged, trusted_keys_for([str(ev.pem)])[0])
+        check_bundle(forged, trusted_keys_for(Context(), [str(ev.pem)])[0])
     assert exc.value.message == ("raw/local-cpu/elsewhere.json: not in the bundle; the verdict cannot be "
                                  "re-derived without it")
     assert dsse.EVIDENCE_PAYLOAD_TYPE in entries(forged)["summary.dsse.json"].decode()

@@ -24,6 +24,7 @@ from edgegate_cli.backends.base import MeasureRequest, get_backend
 from edgegate_cli.backends.qaihub.backend import CANDIDATES, QAIHubBackend
 from edgegate_cli.backends.qaihub.jobs import Stopped, poll_jobs, submit_with_retry
 from edgegate_cli.config import qaihub_settings
+from edgegate_cli.context import Context
 from edgegate_cli.errors import (
     BackendUnavailable,
     DeviceJobFailed,
@@ -68,7 +69,7 @@ def noop(*_args, **_kwargs) -> None:
 # ---- configuration ------------------------------------------------------------------------------------------
 
 def test_settings_come_from_the_token_variable_and_the_url_override(hub):
-    settings = qaihub_settings()
+    settings = qaihub_settings(Context())
     assert (settings.api_token, settings.api_url, settings.web_url) == (TOKEN, hub.url, hub.url)
     assert (settings.token_source, settings.poll_s) == ("QAIHUB_API_TOKEN", 0.01)
     assert TOKEN not in repr(settings)
@@ -100,12 +101,12 @@ def test_the_sdks_client_ini_is_the_fallback_and_stays_quiet(hub, monkeypatch, t
 def test_malformed_url_and_poll_interval_are_invalid_input(hub, monkeypatch):
     monkeypatch.setenv("EDGEGATE_QAIHUB_API_URL", "127.0.0.1:8000")
     with pytest.raises(InvalidInput, match=r"^EDGEGATE_QAIHUB_API_URL: '127.0.0.1:8000' is not an http\(s\) URL"):
-        qaihub_settings()
+        qaihub_settings(Context())
     monkeypatch.setenv("EDGEGATE_QAIHUB_API_URL", "https://proxy.example/aihub")
-    assert qaihub_settings().api_url == "https://proxy.example/aihub/"  # the SDK urljoins onto it
+    assert qaihub_settings(Context()).api_url == "https://proxy.example/aihub/"  # the SDK urljoins onto it
     monkeypatch.setenv("EDGEGATE_QAIHUB_POLL_S", "0")
     with pytest.raises(InvalidInput, match=r"^EDGEGATE_QAIHUB_POLL_S='0': the first poll interval"):
-        qaihub_settings()
+        qaihub_settings(Context())
 
 
 # ---- devices ----------------------------------------------------------------------------------------------------
@@ -274,7 +275,7 @@ def test_output_agreement_job_runs_on_the_runs_inputs(hub, ws, tmp_path):
 # ---- submission ------------------------------------------------------------------------------------------------
 
 def test_submission_is_retried_once_on_a_transient_failure(hub):
-    settings, calls, said = qaihub_settings(), [], []
+    settings, calls, said = qaihub_settings(Context()), [], []
 
     def flaky():
         calls.append(1)

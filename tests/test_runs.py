@@ -80,11 +80,9 @@ def test_run_ids_resolve_by_unique_prefix():
 
 
 def test_error_details_are_redacted_before_they_are_stored():
-    from edgegate_cli.redaction import register_secret
-
     secret = "tok-" + "9f8e7d6c5b4a3f2e1d0c"
-    register_secret(secret)
     ws = open_workspace()
+    ws.ctx.secrets.register(secret)
     run_id = new_run(ws.db)
     transition(ws.db, run_id, "error", f"backend said {secret}", {"error_detail": f"job failed: {secret} bad"})
     row = get_run(ws.db, run_id)

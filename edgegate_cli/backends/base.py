@@ -6,7 +6,9 @@ and reads metrics only through the mapping that `probe` derives from real payloa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from pydantic import BaseModel
@@ -50,6 +52,17 @@ class ProbeOutcome(BaseModel):
 Progress = Callable[[str], None]
 
 
+@contextlib.contextmanager
+def sdk_output_to_stderr() -> Iterator[None]:
+    """Send what backend SDKs print (qai_hub's TorchScript deprecation box) to stderr: stdout may carry --json.
+
+    Entered by the orchestrator on its own thread before any device thread starts, and left after they
+    have all joined, so no two threads ever swap `sys.stdout` at once.
+    """
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
 class DeviceInfo(BaseModel):
     """One device a backend can run on (`edgegate probe devices`)."""
 
@@ -80,31 +93,34 @@ class Backend(Protocol):
         """Run the probe models and derive capabilities and the metric mapping."""
 
 
-def get_backend(name: str, ws=None, devices: list[str] | None = None) -> Backend:
-    """The backend called `name`; InvalidInput for an unknown one.
+def get_backend(name: str, ctx=None, ws=None, devices: list[str] | None = None) -> Backend:
+    """The backend called `name`, working for invocation `ctx` (default: the workspace's, else a fresh
+    Context); InvalidInput for an unknown one.
 
     `ws` (a Workspace) gives qaihub its state cache of AI Hub ids; `devices` are the AI Hub devices a
     qaihub probe runs on (the local backend takes none).
     """
+    from ..context import Context
     from ..errors import InvalidInput
 
+    ctx = ctx or (ws.ctx if ws is not None else Context())
     if name == "local":
         if devices:
             raise InvalidInput("--device picks AI Hub devices for `probe --backend qaihub`; the local backend "
                                "probes this machine (local:cpu)")
         from .local.backend import LocalBackend
 
-        return LocalBackend()
+        return LocalBackend(ctx)
     if name == "qaihub":
         from .qaihub.backend import QAIHubBackend
 
-        return QAIHubBackend(state_path=ws.home.db_path if ws is not None else None, probe_devices=devices)
+        return QAIHubBackend(ctx, state_path=ws.home.db_path if ws is not None else None, probe_devices=devices)
     raise InvalidInput(f"unknown backend {name!r} (known: local, qaihub)")
 
 
-def list_devices(name: str) -> list[DeviceInfo]:
+def list_devices(name: str, ctx=None) -> list[DeviceInfo]:
     """Every device backend `name` can run on (AI Hub's live device list for qaihub)."""
-    backend = get_backend(name)
+    backend = get_backend(name, ctx)
     if hasattr(backend, "list_devices"):
         return backend.list_devices()
     return [DeviceInfo(name=d, frameworks=["onnx"]) for d in backend.available_devices()]

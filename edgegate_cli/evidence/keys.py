@@ -13,7 +13,7 @@ Formats (contracts; change them only with a new version):
   raw 32-byte key in standard base64 (what `signing_keys.public_key` stores).
 
 The seed never reaches SQLite, logs, errors or JSON output: only public keys are stored, and every
-seed read is registered with the redactor. Times are ISO-8601 UTC strings as `state.utcnow()` writes.
+seed read is registered with the redactor. Times are ISO-8601 UTC strings as the state database writes them.
 A key is revoked from its `revoked_at` on; a revocation can be moved earlier but never later.
 """
 
@@ -24,16 +24,16 @@ import binascii
 import os
 import re
 import stat
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from ..config import SIGNING_KEY_ENV, signing_key_text
+from ..context import Secrets
 from ..errors import InvalidInput, NotFound
-from ..redaction import register_secret
-from ..store.state import record_audit, utcnow
+from ..store.state import record_audit
 from .dsse import format_utc, key_id_for, parse_public_key, parse_utc, public_key_pem, read_public_key_file
 
 if TYPE_CHECKING:
@@ -87,16 +87,17 @@ class Signer:
         return f"Signer(key_id={self.key_id!r}, source={self.source!r})"
 
 
-def signer_from_seed(seed: bytes, source: str = "memory") -> Signer:
-    """A Signer for a 32-byte Ed25519 seed; the seed's base64 form is registered with the redactor."""
+def signer_from_seed(seed: bytes, source: str = "memory", secrets: Secrets | None = None) -> Signer:
+    """A Signer for a 32-byte Ed25519 seed; the seed's base64 form is registered with `secrets`."""
     from nacl.signing import SigningKey
 
-    register_secret(base64.b64encode(seed).decode())
+    if secrets is not None:
+        secrets.register(base64.b64encode(seed).decode())
     key = SigningKey(seed)
     return Signer(key, key_id_for(bytes(key.verify_key)), source)
 
 
-def _decode_seed(text: str, *, what: str) -> bytes:
+def _decode_seed(text: str, *, what: str, secrets: Secrets) -> bytes:
     try:
         seed = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
@@ -105,19 +106,20 @@ def _decode_seed(text: str, *, what: str) -> bytes:
         got = "not valid base64" if seed is None else f"{len(seed)} bytes"
         raise InvalidInput(f"{what} is not a base64 Ed25519 seed (expected 32 bytes, got {got})",
                            hint="use the one-line content of a key file made by `edgegate keys generate`")
-    register_secret(base64.b64encode(seed).decode())
+    secrets.register(base64.b64encode(seed).decode())
     return seed
 
 
-def env_signer() -> Signer | None:
+def env_signer(ws: Workspace) -> Signer | None:
     """The key held by EDGEGATE_SIGNING_KEY (base64 seed), or None when unset. Raises InvalidInput if malformed.
 
     The variable's value is registered as a secret before anything else happens to it.
     """
-    raw = signing_key_text()
+    secrets = ws.ctx.secrets
+    raw = signing_key_text(ws.ctx)
     if not raw:
         return None
-    return signer_from_seed(_decode_seed(raw, what=ENV_VAR), "env")
+    return signer_from_seed(_decode_seed(raw, what=ENV_VAR, secrets=secrets), "env", secrets)
 
 
 def _key_file(ws: Workspace, key_id: str) -> Path:
@@ -162,11 +164,11 @@ def generate_key(ws: Workspace) -> KeyInfo:
 
     key = SigningKey.generate()
     seed = bytes(key)
-    register_secret(base64.b64encode(seed).decode())
+    ws.ctx.secrets.register(base64.b64encode(seed).decode())
     signer = Signer(key, key_id_for(bytes(key.verify_key)), "generated")
     _write_seed_file(_key_file(ws, signer.key_id), seed)
     row = {"key_id": signer.key_id, "public_key": base64.b64encode(signer.public_key).decode(),
-           "created_at": utcnow(), "revoked_at": None, "source": "generated"}
+           "created_at": ws.db.now(), "revoked_at": None, "source": "generated"}
     with ws.db.conn:
         ws.db["signing_keys"].insert(row)
         record_audit(ws.db, "keys generate", "key_generated",
@@ -179,7 +181,7 @@ def _env_info(ws: Workspace, signer: Signer) -> KeyInfo:
     if row:
         return _info(row, ws)
     return KeyInfo(key_id=signer.key_id, public_key=base64.b64encode(signer.public_key).decode(),
-                   created_at=utcnow(), source="env")
+                   created_at=ws.db.now(), source="env")
 
 
 def _newest_usable_file_key(ws: Workspace, now: datetime) -> dict | None:
@@ -196,8 +198,8 @@ def list_keys(ws: Workspace) -> KeyList:
     being recorded. Raises InvalidInput if EDGEGATE_SIGNING_KEY is set but malformed.
     """
     keys = [_info(r, ws) for r in ws.db["signing_keys"].rows_where(order_by="created_at, key_id")]
-    env = env_signer()
-    now = datetime.now(UTC)
+    env = env_signer(ws)
+    now = ws.ctx.clock.now()
     if env is not None:
         if not any(k.key_id == env.key_id for k in keys):
             keys.append(_env_info(ws, env))
@@ -219,7 +221,7 @@ def get_key(ws: Workspace, key_id: str) -> KeyInfo:
     row = _row(ws, key_id)
     if row:
         return _info(row, ws)
-    env = env_signer()
+    env = env_signer(ws)
     if env is not None and env.key_id == key_id:
         return _env_info(ws, env)
     raise NotFound(f"signing key {key_id} is not known to this home",
@@ -245,7 +247,7 @@ def revoke_key(ws: Workspace, key_id: str, at: str | None = None) -> KeyInfo:
     Revoking again can move the time earlier but never later. Returns the updated KeyInfo.
     Raises NotFound for an unknown key, InvalidInput for a malformed time.
     """
-    when = parse_utc(at, what="--at") if at is not None else datetime.now(UTC)
+    when = parse_utc(at, what="--at") if at is not None else ws.ctx.clock.now()
     info = get_key(ws, key_id)
     if _row(ws, key_id) is None:  # an env key never used here: record it so the revocation sticks
         _record_env_key(ws, info, "keys revoke")
@@ -264,7 +266,7 @@ def rotate_key(ws: Workspace) -> Rotation:
     Bundles signed by the old key before now keep verifying. Returns both keys' KeyInfo
     (`revoked_key` is None when there was no active key file).
     """
-    previous = _newest_usable_file_key(ws, datetime.now(UTC))
+    previous = _newest_usable_file_key(ws, ws.ctx.clock.now())
     new_key = generate_key(ws)
     revoked = revoke_key(ws, previous["key_id"]) if previous else None
     record_audit(ws.db, "keys rotate", "key_rotated",
@@ -275,12 +277,12 @@ def rotate_key(ws: Workspace) -> Rotation:
 def _record_env_key(ws: Workspace, info: KeyInfo, command: str) -> None:
     with ws.db.conn:
         ws.db["signing_keys"].insert({"key_id": info.key_id, "public_key": info.public_key,
-                                      "created_at": utcnow(), "revoked_at": None, "source": "env"},
+                                      "created_at": ws.db.now(), "revoked_at": None, "source": "env"},
                                      ignore=True)
         record_audit(ws.db, command, "key_recorded", {"key_id": info.key_id, "source": "env"})
 
 
-def _read_key_file(path: Path, key_id: str) -> Signer:
+def _read_key_file(path: Path, key_id: str, secrets: Secrets) -> Signer:
     mode = path.stat().st_mode
     if os.name == "posix" and stat.S_IMODE(mode) & 0o077:
         raise InvalidInput(f"{path}: permissions {stat.S_IMODE(mode):04o} are too open for a private key",
@@ -290,7 +292,7 @@ def _read_key_file(path: Path, key_id: str) -> Signer:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not ASCII text"
         raise InvalidInput(f"{path}: cannot read private key ({reason})") from None
-    signer = signer_from_seed(_decode_seed(text, what=str(path)), "generated")
+    signer = signer_from_seed(_decode_seed(text, what=str(path), secrets=secrets), "generated", secrets)
     if signer.key_id != key_id:
         raise InvalidInput(f"{path}: holds key {signer.key_id}, not {key_id} (was the file renamed?)")
     return signer
@@ -303,8 +305,8 @@ def load_signing_key(ws: Workspace, key_id: str | None = None) -> Signer:
     env var is recorded in `signing_keys` (source "env") so this home can verify what it signs.
     Raises InvalidInput when there is no usable key, the key is revoked, or a key file is bad.
     """
-    now = datetime.now(UTC)
-    env = env_signer()
+    now = ws.ctx.clock.now()
+    env = env_signer(ws)
     if env is not None and key_id in (None, env.key_id):
         row = _row(ws, env.key_id)
         if row is None:
@@ -325,7 +327,7 @@ def load_signing_key(ws: Workspace, key_id: str | None = None) -> Signer:
     if info.private_key_file is None:
         raise InvalidInput(f"{_key_file(ws, key_id)}: no private key file for {key_id} in this home",
                            hint=_GENERATE_HINT)
-    return _read_key_file(Path(info.private_key_file), key_id)
+    return _read_key_file(Path(info.private_key_file), key_id, ws.ctx.secrets)
 
 
 def trusted_keys(ws: Workspace) -> dict[str, tuple[bytes, str | None]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from ..context import Context
 from ..errors import InvalidInput, VerificationFailed
 from .bundle_read import VerifiedBundle, verify_bundle
 from .dsse import TrustedKeys, read_public_key_file
@@ -48,7 +49,7 @@ class BundleCheck(BaseModel):
     devices: dict  # recomputed metrics per device
 
 
-def trusted_keys_for(key_files: list[str] | None) -> tuple[TrustedKeys, str]:
+def trusted_keys_for(ctx: Context, key_files: list[str] | None) -> tuple[TrustedKeys, str]:
     """The keys to trust and a description: the given public key files, else the home's signing_keys.
 
     With key files no home is opened or created. Raises InvalidInput for an unreadable key file, or
@@ -59,14 +60,14 @@ def trusted_keys_for(key_files: list[str] | None) -> tuple[TrustedKeys, str]:
         return {key_id: (raw, None) for key_id, raw in keys.items()}, "key files " + ", ".join(key_files)
     from ..store.home import resolve_home
 
-    home = resolve_home()
+    home = resolve_home(ctx.settings.home)
     if not home.db_path.is_file():
         raise InvalidInput(f"no EdgeGate home at {home.path} to take trusted keys from",
                            hint="pass the signer's public key with --key PUBFILE (see `edgegate keys export`)")
     from ..store.workspace import open_workspace
     from .keys import trusted_keys
 
-    return trusted_keys(open_workspace(home, reap=False)), f"signing keys of the home {home.path}"
+    return trusted_keys(open_workspace(home, ctx=ctx, reap=False)), f"signing keys of the home {home.path}"
 
 
 def verify_file(path: Path | str, trusted: TrustedKeys, trusted_from: str = "") -> VerifyResult:

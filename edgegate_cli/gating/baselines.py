@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from ..errors import InvalidInput, NotFound
 from ..spec.pipeline import Pipeline
 from ..store.runs import get_run
-from ..store.state import record_audit, utcnow
+from ..store.state import record_audit
 from ..store.workspace import Workspace
 from .evaluate import BaselineEvidence, baseline_key
 
@@ -184,7 +184,7 @@ def set_pin(ws: Workspace, pipeline: str, run_id: str, device: str | None = None
     for d in devices:
         if not run["mapping_sha256"] or not _payload_rows(ws, run["id"], d):
             raise InvalidInput(f"run {run['id']} has no measurement payloads for {d}; it cannot be a baseline there")
-    now = utcnow()
+    now = ws.db.now()
     pins = [BaselinePin(pipeline=pipeline, device=d, run_id=run["id"], created_at=now) for d in devices]
     with ws.db.atomic():
         ws.db["baseline_pins"].upsert_all([p.model_dump() for p in pins], pk=("pipeline", "device"))

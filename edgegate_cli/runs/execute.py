@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from ..backends.base import MeasureRequest, Progress
+from ..backends.base import MeasureRequest, Progress, sdk_output_to_stderr
 from ..errors import EdgeGateError
 from ..gating.evaluate import Evaluation, GateResult, verdict_from_payloads
 from ..measure.mapping import MetricValue
@@ -69,7 +69,7 @@ def execute_run(ws: Workspace, pipeline: Pipeline, progress: Progress, *, wait: 
                         wait=wait)
     progress(f"run {run_id} started")
     try:
-        with Heartbeat(str(ws.home.db_path), run_id), tempfile.TemporaryDirectory(prefix="edgegate-run-") as tmp:
+        with Heartbeat(ws.db, run_id), tempfile.TemporaryDirectory(prefix="edgegate-run-") as tmp:
             return _execute(ws, pipeline, backend, info, pack, device_evidence, run_id, Path(tmp), progress,
                             started, (require_baseline, allow_foreign_baseline))
     except EdgeGateError as err:
@@ -118,7 +118,7 @@ def _execute(ws, pipeline, backend, info, pack, device_evidence, run_id, tmp, pr
     mapping, mapping_sha, caps_sha = ensure_mapping(ws, pipeline, progress)
     if device_evidence:
         check_evidence_coverage(pipeline, device_evidence)
-        mapping = mapping_with_evidence(mapping, device_evidence, _now())
+        mapping = mapping_with_evidence(mapping, device_evidence, ws.db.now())
         mapping_sha = store_bytes(ws.db, ws.cas, json.dumps(mapping, sort_keys=True).encode(), "metric_mappings",
                                   f"{run_id}-mapping.json")
     check_required_metrics(pipeline, mapping, pipeline.backend)
@@ -156,7 +156,7 @@ def _execute(ws, pipeline, backend, info, pack, device_evidence, run_id, tmp, pr
                                  f"{run_id}-{p.device}-{p.repeat_index}.json")
             add_ref(ws.db, digest, "run", run_id)
             ws.db["run_payloads"].insert({"run_id": run_id, "device": p.device, "repeat_index": p.repeat_index,
-                                          "warmup": int(p.warmup), "sha256": digest, "created_at": _now()})
+                                          "warmup": int(p.warmup), "sha256": digest, "created_at": ws.db.now()})
     transition(ws.db, run_id, "evaluating")
     by_device = {d: [p.data for p in raw if p.device == d and not p.warmup] for d in pipeline.devices}
     metrics, evaluation = verdict_from_payloads(by_device, mapping, pipeline.gates, policy, pipeline.devices,
@@ -171,6 +171,11 @@ def measure_devices(backend, requests: list[MeasureRequest], progress: Progress)
     remote devices), at once in up to `max_parallel_devices` threads. The first device error wins: the
     other devices are told to stop (at their next poll) and the error is raised once all have returned.
     """
+    with sdk_output_to_stderr():
+        return _measure_devices(backend, requests, progress)
+
+
+def _measure_devices(backend, requests: list[MeasureRequest], progress: Progress) -> list:
     if not getattr(backend, "parallel_devices", False):
         return [p for req in requests for p in backend.measure(req, progress)]
     lock, stop = threading.Lock(), threading.Event()
@@ -194,12 +199,6 @@ def measure_devices(backend, requests: list[MeasureRequest], progress: Progress)
     if first is not None:
         raise first
     return [p for future in futures for p in future.result()]
-
-
-def _now() -> str:
-    from ..store.state import utcnow
-
-    return utcnow()
 
 
 def _report(ws, pipeline, run_id, metrics, evaluation: Evaluation, model_desc, inputs, started) -> RunOutcome:

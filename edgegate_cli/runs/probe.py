@@ -7,10 +7,10 @@ import uuid
 
 from pydantic import BaseModel
 
-from ..backends.base import Progress, get_backend
+from ..backends.base import Progress, get_backend, sdk_output_to_stderr
 from ..spec.schemas import validate
 from ..store.artifacts import add_ref, store_bytes
-from ..store.state import record_audit, utcnow
+from ..store.state import record_audit
 from ..store.workspace import Workspace
 
 
@@ -27,14 +27,15 @@ def probe_backend(ws: Workspace, backend_name: str, progress: Progress, *, backe
 
     Both documents are validated against their schemas before they are stored.
     """
-    backend = backend or get_backend(backend_name)
+    backend = backend or get_backend(backend_name, ws=ws)
     probe_run_id = "probe-" + uuid.uuid4().hex[:12]
     ws.db["probe_runs"].insert({"id": probe_run_id, "backend": backend_name, "status": "running",
-                                "created_at": utcnow()})
+                                "created_at": ws.db.now()})
     try:
-        outcome = backend.probe(probe_run_id, progress)
+        with sdk_output_to_stderr():
+            outcome = backend.probe(probe_run_id, progress)
     except BaseException:
-        ws.db["probe_runs"].update(probe_run_id, {"status": "error", "finished_at": utcnow()})
+        ws.db["probe_runs"].update(probe_run_id, {"status": "error", "finished_at": ws.db.now()})
         raise
     validate(outcome.capabilities, "workspace_capabilities", f"{backend_name} capabilities")
     validate(outcome.mapping, "metric_mapping", f"{backend_name} metric mapping")
@@ -51,8 +52,8 @@ def probe_backend(ws: Workspace, backend_name: str, progress: Progress, *, backe
             digest = store_bytes(ws.db, ws.cas, text.encode(), table, f"{probe_run_id}-{table}.json")
             add_ref(ws.db, digest, "probe", probe_run_id)
             ws.db[table].insert({"backend": backend_name, "account": account, "probe_run_id": probe_run_id,
-                                 "json": text, "sha256": digest, "created_at": utcnow()})
-        ws.db["probe_runs"].update(probe_run_id, {"status": "done", "finished_at": utcnow(),
+                                 "json": text, "sha256": digest, "created_at": ws.db.now()})
+        ws.db["probe_runs"].update(probe_run_id, {"status": "done", "finished_at": ws.db.now(),
                                                   "payloads_json": json.dumps(digests)})
         record_audit(ws.db, "probe", "probe_completed", {"backend": backend_name, "probe_run_id": probe_run_id})
     return ProbeReport(probe_run_id=probe_run_id, backend=backend_name, capabilities=outcome.capabilities,

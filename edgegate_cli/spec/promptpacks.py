@@ -43,7 +43,7 @@ def add_pack(ws, path: Path | str) -> AddResult:
     Raises what load_pack raises, or PackVersionExists when id+version exist with other content.
     """
     from ..store.artifacts import add_ref, store_bytes
-    from ..store.state import record_audit, utcnow
+    from ..store.state import record_audit
 
     doc = load_pack(path)
     data = canonicalize(doc)
@@ -58,7 +58,7 @@ def add_pack(ws, path: Path | str) -> AddResult:
     try:
         if (row := _row(ws.db, pid, version)) is None:
             ws.db["promptpacks"].insert({"pack_id": pid, "version": version, "sha256": digest,
-                                         "json": data.decode("utf-8"), "published": 1, "created_at": utcnow()})
+                                         "json": data.decode("utf-8"), "published": 1, "created_at": ws.db.now()})
             add_ref(ws.db, digest, "pack", f"{pid}@{version}")
             record_audit(ws.db, "pack add", "pack_added", {"pack_id": pid, "version": version,
                                                             "sha256": result.sha256, "source": str(path)})

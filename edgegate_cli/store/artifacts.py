@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from ..errors import CorruptBlob
 from .cas import CAS, tag, untag
-from .state import iso_after, utcnow
+from .state import iso_after
 
 RETENTION_DAYS = 30
 
@@ -44,7 +44,7 @@ def register(db: sqlite_utils.Database, hexdigest: str, kind: str, size: int,
         db.execute(
             "INSERT INTO artifacts (sha256, kind, bytes, created_at, expires_at, original_name) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(sha256) DO UPDATE SET expires_at = excluded.expires_at",
-            [hexdigest, kind, size, utcnow(), iso_after(RETENTION_DAYS * 86400), original_name])
+            [hexdigest, kind, size, db.now(), iso_after(db, RETENTION_DAYS * 86400), original_name])
 
 
 def add_ref(db: sqlite_utils.Database, hexdigest: str, ref_kind: str, ref_id: str) -> None:
@@ -54,7 +54,7 @@ def add_ref(db: sqlite_utils.Database, hexdigest: str, ref_kind: str, ref_id: st
     'bundle' or 'release' (kept until those have tables).
     """
     db["artifact_refs"].insert({"sha256": hexdigest, "ref_kind": ref_kind, "ref_id": ref_id,
-                                "created_at": utcnow()}, ignore=True)
+                                "created_at": db.now()}, ignore=True)
 
 
 class ArtifactInfo(BaseModel):

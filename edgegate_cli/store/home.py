@@ -11,13 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HOME_DIRNAME = ".edgegate"
-_explicit_home: str | None = None  # set by the CLI's --home option
-
-
-def set_explicit_home(path: str | None) -> None:
-    """Record --home for this process (it outranks EDGEGATE_HOME)."""
-    global _explicit_home
-    _explicit_home = path
 
 
 @dataclass(frozen=True)
@@ -55,8 +48,7 @@ def find_dot_home(start: Path) -> Path | None:
 
 
 def resolve_home(explicit: str | os.PathLike | None = None, cwd: Path | None = None) -> Home:
-    """Resolve the home directory without creating it."""
-    explicit = explicit or _explicit_home
+    """Resolve the home directory without creating it; `explicit` is --home (`Context.settings.home`)."""
     if explicit:
         return Home(Path(explicit).expanduser().resolve(), "--home")
     env = os.environ.get("EDGEGATE_HOME")

@@ -13,8 +13,7 @@ from datetime import UTC, datetime
 import sqlite_utils
 
 from ..errors import InvalidInput, NotFound, RunActive
-from ..redaction import redact
-from .state import utcnow
+from .state import StateDatabase, open_state
 
 FINAL = {"passed", "failed", "error"}
 TRANSITIONS = {
@@ -42,24 +41,25 @@ def _pid_alive(pid: int | None) -> bool:
     return True
 
 
-def _age_s(stamp: str | None) -> float:
+def _age_s(stamp: str | None, now: datetime) -> float:
     if not stamp:
         return float("inf")
     then = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    return (datetime.now(UTC) - then).total_seconds()
+    return (now - then).total_seconds()
 
 
-def _is_abandoned(row: dict) -> bool:
-    if _age_s(row["heartbeat_at"]) > STALE_AFTER_S:
+def _is_abandoned(row: dict, now: datetime) -> bool:
+    if _age_s(row["heartbeat_at"], now) > STALE_AFTER_S:
         return True
     return row["hostname"] == socket.gethostname() and not _pid_alive(row["pid"])
 
 
-def reap_abandoned(db: sqlite_utils.Database) -> list[str]:
+def reap_abandoned(db: StateDatabase) -> list[str]:
     """Mark runs whose process died `error: ABANDONED`; return their ids."""
     reaped = []
+    now = db.ctx.clock.now()
     for row in db.query("select * from runs where status not in ('passed', 'failed', 'error')"):
-        if _is_abandoned(row):
+        if _is_abandoned(row, now):
             with db.atomic():
                 _finish(db, row["id"], "error", {"error_code": "ABANDONED",
                         "error_detail": f"process {row['pid']} on {row['hostname']} stopped while the run was "
@@ -75,7 +75,7 @@ def active_run(db: sqlite_utils.Database) -> dict | None:
     return rows[0] if rows else None
 
 
-def create_run(db: sqlite_utils.Database, *, pipeline: str, pipeline_path: str, pipeline_sha256: str,
+def create_run(db: StateDatabase, *, pipeline: str, pipeline_path: str, pipeline_sha256: str,
                backend: str, devices: list[str], policy: dict, gates: list[dict], wait: bool = False,
                wait_timeout_s: float = 3600.0, poll_s: float = 1.0) -> str:
     """Create a `queued` run, enforcing at most one active run per home.
@@ -85,13 +85,13 @@ def create_run(db: sqlite_utils.Database, *, pipeline: str, pipeline_path: str, 
     deadline = time.monotonic() + wait_timeout_s
     while True:
         reap_abandoned(db)
-        run_id = "run-" + datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        run_id = "run-" + db.ctx.clock.now().strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
         # BEGIN IMMEDIATE takes the write lock first, so two processes cannot both see "no active run".
         db.execute("BEGIN IMMEDIATE")
         try:
             active = active_run(db)
             if active is None:
-                now = utcnow()
+                now = db.now()
                 db["runs"].insert({
                     "id": run_id, "pipeline": pipeline, "pipeline_path": pipeline_path,
                     "pipeline_sha256": pipeline_sha256, "backend": backend, "status": "queued",
@@ -113,7 +113,7 @@ def create_run(db: sqlite_utils.Database, *, pipeline: str, pipeline_path: str, 
         time.sleep(poll_s)
 
 
-def transition(db: sqlite_utils.Database, run_id: str, status: str, detail: str | None = None,
+def transition(db: StateDatabase, run_id: str, status: str, detail: str | None = None,
                fields: dict | None = None) -> None:
     """Move a run to `status`, persisting the event; refuses transitions the state machine forbids."""
     with db.atomic():
@@ -122,8 +122,9 @@ def transition(db: sqlite_utils.Database, run_id: str, status: str, detail: str 
             raise ValueError(f"run {run_id}: illegal transition {current} -> {status}")
         if status == "error" and current in FINAL:
             raise ValueError(f"run {run_id}: already final ({current})")
-        now = utcnow()
+        now = db.now()
         # Error details can quote a backend verbatim: mask secrets before they reach the database.
+        redact = db.ctx.secrets.redact
         fields = {k: redact(v) if isinstance(v, str) else v for k, v in (fields or {}).items()}
         detail = redact(detail) if detail else detail
         update = {"status": status, "updated_at": now, "heartbeat_at": now, **fields}
@@ -133,8 +134,8 @@ def transition(db: sqlite_utils.Database, run_id: str, status: str, detail: str 
         db["run_events"].insert({"run_id": run_id, "status": status, "detail": detail, "at": now})
 
 
-def _finish(db, run_id: str, status: str, fields: dict) -> None:
-    now = utcnow()
+def _finish(db: StateDatabase, run_id: str, status: str, fields: dict) -> None:
+    now = db.now()
     db["runs"].update(run_id, {"status": status, "updated_at": now, "finished_at": now, **fields})
     db["run_events"].insert({"run_id": run_id, "status": status, "detail": fields.get("error_code"), "at": now})
 
@@ -142,18 +143,17 @@ def _finish(db, run_id: str, status: str, fields: dict) -> None:
 class Heartbeat:
     """Refreshes a run's heartbeat from a background thread with its own connection."""
 
-    def __init__(self, db_path: str, run_id: str, every_s: float = HEARTBEAT_S):
-        self.db_path, self.run_id, self.every_s = db_path, run_id, every_s
+    def __init__(self, db: StateDatabase, run_id: str, every_s: float = HEARTBEAT_S):
+        self.db_path, self.ctx, self.run_id, self.every_s = db.conn.execute("PRAGMA database_list").fetchone()[2], \
+            db.ctx, run_id, every_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="edgegate-heartbeat", daemon=True)
 
     def _beat(self) -> None:
-        from .state import open_state
-
-        db = open_state(self.db_path, migrate=False)
+        db = open_state(self.db_path, migrate=False, ctx=self.ctx)
         try:
             while not self._stop.wait(self.every_s):
-                db["runs"].update(self.run_id, {"heartbeat_at": utcnow()})
+                db["runs"].update(self.run_id, {"heartbeat_at": db.now()})
         finally:
             db.close()
 

@@ -10,13 +10,13 @@ import contextlib
 import json
 import os
 import socket
-import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from ..context import Context, format_utc
 from ..errors import StateTooNew
 
 BUSY_TIMEOUT_MS = 30_000
@@ -139,7 +139,16 @@ class StateDatabase(sqlite_utils.Database):
     the lock upgrade at once ("database is locked") whatever the busy timeout, to avoid deadlock.
     Taking the write lock up front lets the busy timeout do its job between processes and the
     run's heartbeat thread. sqlite-utils routes its own writes through `atomic()`, so all get it.
+
+    `ctx` is the invocation that opened it: what it stores is timestamped by its clock and redacted
+    with its secrets (error details and audit details can quote a backend verbatim).
     """
+
+    ctx: Context
+
+    def now(self) -> str:
+        """The invocation's clock as EdgeGate writes times (ISO-8601 UTC with a Z)."""
+        return self.ctx.clock.iso()
 
     @contextlib.contextmanager
     def atomic(self):
@@ -156,14 +165,16 @@ class StateDatabase(sqlite_utils.Database):
         self.conn.execute("COMMIT")
 
 
-def open_state(db_path: Path | str, *, migrate: bool = True) -> sqlite_utils.Database:
+def open_state(db_path: Path | str, *, migrate: bool = True, ctx: Context | None = None) -> StateDatabase:
     """Open (creating if needed) the state database in WAL mode, migrated to the current schema.
 
+    `ctx` (default: a fresh Context) supplies the clock and secrets of what is stored through it.
     Raises StateTooNew when the database was written by a newer EdgeGate.
     """
     db_path = Path(db_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     db = StateDatabase(db_path)
+    db.ctx = ctx or Context()
     db.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if db.journal_mode != "wal":
         db.enable_wal()
@@ -179,14 +190,13 @@ def schema_version(db: sqlite_utils.Database) -> int:
     return max((int(m.name[1:4]) for m in migrations.applied(db)), default=0)
 
 
-def record_audit(db: sqlite_utils.Database, command: str, event: str, detail: dict | None = None) -> None:
-    """Append an audit event (who/what/when) for a state-changing command."""
+def record_audit(db: StateDatabase, command: str, event: str, detail: dict | None = None) -> None:
+    """Append an audit event (who/what/when) for a state-changing command; secrets in `detail` are masked."""
     actor = f"{os.environ.get('USER') or os.environ.get('USERNAME') or 'unknown'}@{socket.gethostname()}"
-    from ..redaction import redact_obj
-
-    db["audit_events"].insert({"at": utcnow(), "actor": actor, "command": command, "event": event,
-                               "detail_json": json.dumps(redact_obj(detail or {}), sort_keys=True)})
+    db["audit_events"].insert({"at": db.now(), "actor": actor, "command": command, "event": event,
+                               "detail_json": json.dumps(db.ctx.secrets.redact_obj(detail or {}), sort_keys=True)})
 
 
-def iso_after(seconds: float) -> str:
-    return datetime.fromtimestamp(time.time() + seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def iso_after(db: StateDatabase, seconds: float) -> str:
+    """The invocation's clock plus `seconds`, as EdgeGate writes times."""
+    return format_utc(db.ctx.clock.now() + timedelta(seconds=seconds))

@@ -68,6 +68,11 @@ def _device_name(provider: str) -> str:
 class LocalBackend:
     name = "local"
 
+    def __init__(self, ctx=None):
+        from ...context import Context
+
+        self.ctx = ctx or Context()
+
     def available_devices(self) -> list[str]:
         import onnxruntime as ort
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ...store.state import utcnow
 from ..base import ProbeOutcome, Progress, RawPayload
 from .backend import CANDIDATES, GENAI_PROBE_CASES, RUNNABLE_FORMS, UNAVAILABLE, probe_models_dir, provider_for
 from .worker import PAYLOAD_FORMAT
@@ -70,7 +69,7 @@ def probe_local(backend, probe_run_id: str, progress: Progress) -> ProbeOutcome:
                 data["probe_model"] = form
                 payloads.append(RawPayload(device="local:cpu", repeat_index=len(payloads), warmup=False, data=data))
             forms[form] = "ok"
-    created = utcnow()
+    created = backend.ctx.clock.iso()
     mapping = derive_mapping("local", [p.data for p in payloads if p.data["probe_model"] in ("onnx_external", "genai")],
                              CANDIDATES, unavailable=UNAVAILABLE, probe_run_id=probe_run_id, created_at=created,
                              payload_format=PAYLOAD_FORMAT)

@@ -14,8 +14,8 @@ import difflib
 import json
 import threading
 
+from ...context import Context
 from ...errors import CollectionFailed, InvalidInput
-from ...redaction import redact
 from ..base import DeviceInfo, MeasureRequest, ProbeOutcome, Progress, RawPayload
 from .jobs import backend_error, job_failed, poll_jobs, sdk_errors, submit_with_retry
 from .models import agreement, finish_compile, input_dataset, model_digest, start_compile
@@ -64,7 +64,8 @@ class QAIHubBackend:
     parallel_devices = True
     max_parallel_devices = 5
 
-    def __init__(self, state_path=None, probe_devices: list[str] | None = None):
+    def __init__(self, ctx: Context | None = None, state_path=None, probe_devices: list[str] | None = None):
+        self.ctx = ctx or Context()
         self.state_path = state_path
         self.probe_devices = list(probe_devices or [])
         self.upload_lock = threading.Lock()
@@ -84,7 +85,7 @@ class QAIHubBackend:
         """config.QAIHubSettings, read on first use: a missing token fails the first AI Hub call (exit 2)."""
         from ...config import qaihub_settings
 
-        return self._once("settings", qaihub_settings)
+        return self._once("settings", lambda: qaihub_settings(self.ctx))
 
     @property
     def client(self):
@@ -152,7 +153,7 @@ class QAIHubBackend:
         if job is not None:
             status = poll_jobs({0: job}, describe=f"{device}: compile", **poll)[0]
             if status.failure:
-                raise job_failed(device, "compile job", job, status)
+                raise job_failed(device, "compile job", job, status, self.settings.redact)
             target = finish_compile(self, sha, req.input_specs, device, job)
             progress(f"{device}: compiled ({target.model_id})")
         options = f"--max_profiler_iterations {req.iterations}"
@@ -173,7 +174,7 @@ class QAIHubBackend:
         statuses = poll_jobs(jobs, describe=device, fail_fast=True, **poll)
         for key, status in statuses.items():
             if status.failure:
-                raise job_failed(device, f"job ({labels[key]})", jobs[key], status)
+                raise job_failed(device, f"job ({labels[key]})", jobs[key], status, self.settings.redact)
         return self._collect(req, jobs, labels, target, progress)
 
     def _collect(self, req, jobs: dict, labels: dict, target, progress) -> list[RawPayload]:
@@ -189,7 +190,7 @@ class QAIHubBackend:
                     data = json.loads(json.dumps(job.download_profile()))  # tuples → lists, as stored
             except sdk_errors() as exc:
                 raise CollectionFailed(f"{req.device}: downloading the result of AI Hub job {job.job_id} failed: "
-                                       f"{redact(str(exc))}") from None
+                                       f"{self.settings.redact(str(exc))}") from None
             index = req.warmup + req.repeats if key == "outputs" else key
             data["edgegate"] = {"format": PAYLOAD_FORMAT, "device": req.device, "job_id": job.job_id,
                                 "job_kind": "inference" if key == "outputs" else "profile", "label": labels[key],

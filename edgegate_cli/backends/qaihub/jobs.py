@@ -7,47 +7,21 @@ sleeps 10 s between polls), and results are downloaded only once a job is final.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 
 from ...config import MAX_POLL_S, TOKEN_ENV, QAIHubSettings
 from ...errors import BackendUnavailable, DeviceJobFailed, EdgeGateError, RunTimeout, SubmissionFailed
-from ...redaction import redact
 
 _BOX = set("┌┐└┘─ ")
-_stdout_lock = threading.Lock()
-_stdout_depth = 0
-_saved_stdout = None
 
 
 class Stopped(Exception):
     """Another device failed (the runner set `stop`): this one gives up without a verdict of its own."""
 
 
-@contextmanager
-def sdk_stdout_to_stderr():
-    """Send what the SDK prints (e.g. its TorchScript deprecation box) to stderr: stdout may carry --json.
-
-    Reference-counted, so overlapping uses from several device threads restore stdout only once.
-    """
-    global _stdout_depth, _saved_stdout
-    with _stdout_lock:
-        if _stdout_depth == 0:
-            _saved_stdout, sys.stdout = sys.stdout, sys.stderr
-        _stdout_depth += 1
-    try:
-        yield
-    finally:
-        with _stdout_lock:
-            _stdout_depth -= 1
-            if _stdout_depth == 0:
-                sys.stdout = _saved_stdout
-
-
-def flatten(message: object) -> str:
+def flatten(message: object, redact: Callable[[str], str]) -> str:
     """One redacted line from an SDK message (the SDK draws a box of ┌─┐ | … | └─┘ around its advice)."""
     parts = []
     for line in str(message).splitlines():
@@ -76,7 +50,7 @@ def backend_error(exc: BaseException, settings: QAIHubSettings, doing: str) -> E
     """The EdgeGate error for an SDK exception raised while `doing` something other than submitting."""
     if is_auth_error(exc):
         return auth_refused(settings)
-    return BackendUnavailable(f"AI Hub failed while {doing}: {flatten(exc)}",
+    return BackendUnavailable(f"AI Hub failed while {doing}: {flatten(exc, settings.redact)}",
                               hint="AI Hub may be busy or down; rerun later")
 
 
@@ -100,17 +74,16 @@ def submit_with_retry(call: Callable, what: str, settings: QAIHubSettings, progr
     last: BaseException | None = None
     for attempt in (1, 2):
         try:
-            with sdk_stdout_to_stderr():
-                return call()
+            return call()
         except qai_hub.UserError as exc:
             if is_auth_error(exc):
                 raise auth_refused(settings) from None
-            raise SubmissionFailed(f"{what}: AI Hub refused the submission: {flatten(exc)}") from None
+            raise SubmissionFailed(f"{what}: AI Hub refused the submission: {flatten(exc, settings.redact)}") from None
         except sdk_errors() as exc:
             last = exc
             if attempt == 1:
                 progress(f"{what}: AI Hub failed ({type(exc).__name__}); retrying once")
-    raise SubmissionFailed(f"{what}: submission failed twice: {flatten(last)}",
+    raise SubmissionFailed(f"{what}: submission failed twice: {flatten(last, settings.redact)}",
                            hint="AI Hub may be busy or down; rerun later")
 
 
@@ -150,7 +123,7 @@ def poll_jobs(jobs: dict, *, deadline: float, first_interval: float, settings: Q
         interval = min(interval * 2, MAX_POLL_S)
 
 
-def job_failed(device: str, what: str, job, status) -> DeviceJobFailed:
+def job_failed(device: str, what: str, job, status, redact: Callable[[str], str]) -> DeviceJobFailed:
     """DEVICE_JOB_FAILED naming the device, the job and AI Hub's failure reason, verbatim (redacted)."""
     reason = redact(status.message or "no failure reason given")
     return DeviceJobFailed(f"{device}: AI Hub {what} {job.job_id} failed: {reason}", hint=f"see {job.url}")

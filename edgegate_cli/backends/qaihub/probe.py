@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import InvalidInput, LimitExceeded
-from ...redaction import redact
 from ..base import ProbeOutcome, Progress, RawPayload
 from .backend import CANDIDATES, PAYLOAD_FORMAT, UNAVAILABLE
 from .jobs import poll_jobs, sdk_errors, submit_with_retry
@@ -74,7 +73,7 @@ def _prepare(backend, tmp: Path, progress: Progress) -> list[ProbeModel]:
     return out
 
 
-def _failed(device: str, what: str, job, status) -> str:
+def _failed(device: str, what: str, job, status, redact) -> str:
     return f"failed on {device}: {what} job {job.job_id}: {redact(status.message or 'no reason given')}"
 
 
@@ -91,7 +90,7 @@ def _probe_device(backend, device: str, models: list[ProbeModel], deadline: floa
     compiles = {f: j for f, j in compiles.items() if j is not None}
     for form, status in poll_jobs(compiles, describe=f"{device}: probe compile", **poll).items():
         if status.failure:
-            results[form] = _failed(device, "compile", compiles[form], status)
+            results[form] = _failed(device, "compile", compiles[form], status, backend.settings.redact)
         else:
             targets[form] = finish_compile(backend, by_form[form].sha256, by_form[form].specs, device, compiles[form])
     jobs = {}
@@ -109,7 +108,7 @@ def _probe_device(backend, device: str, models: list[ProbeModel], deadline: floa
     payloads = []
     for (form, kind), job in jobs.items():
         if statuses[(form, kind)].failure:
-            results.setdefault(form, _failed(device, kind, job, statuses[(form, kind)]))
+            results.setdefault(form, _failed(device, kind, job, statuses[(form, kind)], backend.settings.redact))
             continue
         data = _download(job, kind, by_form[form])
         data["edgegate"] = {"format": PAYLOAD_FORMAT, "device": device, "job_id": job.job_id, "job_kind": kind,
@@ -147,7 +146,6 @@ def probe_qaihub(backend, probe_run_id: str, progress: Progress) -> ProbeOutcome
     """Probe every --device in parallel; raises InvalidInput without devices or with an unknown one."""
     from ... import __version__
     from ...measure.mapping import derive_mapping
-    from ...store.state import utcnow
 
     devices = backend.probe_devices
     if not devices:
@@ -175,14 +173,15 @@ def probe_qaihub(backend, probe_run_id: str, progress: Progress) -> ProbeOutcome
             forms[form] = result if forms.get(form, "ok") == "ok" else forms[form]
         logs = logs or readable
     forms["genai"] = "unsupported: " + UNAVAILABLE["correctness"]
-    created = utcnow()
+    created = backend.ctx.clock.iso()
     mapping = derive_mapping("qaihub", [p.data for p in payloads], CANDIDATES, unavailable=UNAVAILABLE,
                              probe_run_id=probe_run_id, created_at=created, payload_format=PAYLOAD_FORMAT)
     kinds = {p.data["edgegate"]["job_kind"] for p in payloads}
+    settings = backend.settings
     capabilities = {
         "schema_version": 1, "backend": "qaihub", "account": None, "probe_run_id": probe_run_id, "created_at": created,
         "environment": {"edgegate": __version__, "qai_hub": backend.sdk_version, "python": platform.python_version(),
-                        "api_url": redact(backend.settings.api_url), "compile_options": COMPILE_OPTIONS},
+                        "api_url": settings.redact(settings.api_url), "compile_options": COMPILE_OPTIONS},
         "devices": [d.model_dump() for d in backend.list_devices()],
         "features": {"profile": "profile" in kinds, "inference": "inference" in kinds, "job_logs": logs,
                      "genai": False, "token_metrics": False, "probed_devices": list(devices)},
