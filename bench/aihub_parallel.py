@@ -38,7 +38,7 @@ def main() -> None:
     sys.path[:0] = [str(REPO), str(REPO / "tests")]
     from aihub_double import AIHubDouble
 
-    from edgegate_cli.backends.base import get_backend
+    from edgegate_cli.backends.registry import get_backend
     from edgegate_cli.runs.execute import execute_run
     from edgegate_cli.runs.probe import probe_backend
     from edgegate_cli.spec.pipeline import load_pipeline

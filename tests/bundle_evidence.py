@@ -103,7 +103,8 @@ def rewrite(src: Path, dst: Path, changes: dict[str, bytes | None]) -> Path:
 def resign(src: Path, dst: Path, signer, changes: dict[str, bytes | None] | None = None, *,
            payload_type: str | None = None) -> Path:
     """Change entries (None removes one), then list and sign them again (bundles.seal) with `signer`."""
-    from edgegate_cli.evidence.bundle_write import dump_json, seal
+    from edgegate_cli.canonical import canonical_json as dump_json
+    from edgegate_cli.evidence.bundle_write import seal
     from edgegate_cli.evidence.dsse import sign_envelope
 
     files = {name: data for name, data in {**entries(src), **(changes or {})}.items() if data is not None}

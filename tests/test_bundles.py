@@ -19,7 +19,8 @@ from edgegate_cli.errors import InvalidInput, VerificationFailed
 from edgegate_cli.evidence import dsse
 from edgegate_cli.evidence.bundle_write import create_bundle, show_bundle
 from edgegate_cli.evidence.keys import signer_from_seed, trusted_keys
-from edgegate_cli.evidence.verify import check_bundle, trusted_keys_for, verify_file
+from edgegate_cli.evidence.verify import trusted_keys_for, verify_file
+from edgegate_cli.gating.bundle_reevaluation import check_bundle
 
 LOOSE = ", flake: {latency_cv: 1.0, throughput_cv: 1.0}"
 
@@ -216,7 +217,7 @@ def test_a_corrupt_payload_blob_is_never_signed(ev, ws, tmp_path):
     row = next(ws.db["run_payloads"].rows_where("run_id = ? and repeat_index = 2", [ev.passed]))
     path = ws.cas.path_of(row["sha256"])
     path.chmod(0o644)
-    path.write_bytes(path.read_bytes().replace(b'"repeat_index": 2', b'"repeat_index": 9'))
+    path.write_bytes(path.read_bytes().replace(b'"repeat_index":2', b'"repeat_index":9'))
     with pytest.raises(CorruptBlob):
         create_bundle(ws, ev.passed, home_signer(ev.home), out=tmp_path / "x.zip")
     assert not (tmp_path / "x.zip").exists()

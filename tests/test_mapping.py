@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgegate_cli.backends.local.backend import CANDIDATES, UNAVAILABLE
+from edgegate_cli.backends.local.catalog import CANDIDATES, UNAVAILABLE
 from edgegate_cli.measure.mapping import compute_metrics, derive_mapping, percentile, reduce_values
 from edgegate_cli.spec.schemas import validate
 

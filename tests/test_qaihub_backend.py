@@ -20,9 +20,11 @@ from aihub_double import AIHubDouble
 from conftest import REPO
 from qai_hub.client import RateLimitedError
 
-from edgegate_cli.backends.base import MeasureRequest, get_backend
-from edgegate_cli.backends.qaihub.backend import CANDIDATES, QAIHubBackend
+from edgegate_cli.backends.base import MeasureRequest
+from edgegate_cli.backends.qaihub.backend import QAIHubBackend
+from edgegate_cli.backends.qaihub.catalog import CANDIDATES
 from edgegate_cli.backends.qaihub.jobs import Stopped, poll_jobs, submit_with_retry
+from edgegate_cli.backends.registry import get_backend
 from edgegate_cli.config import qaihub_settings
 from edgegate_cli.context import Context
 from edgegate_cli.errors import (

@@ -52,7 +52,8 @@ def check(
 def _check_bundle(out, path: str, key_files: list[str] | None, junit: str | None = None,
                   summary: str | None = None) -> None:
     from ..errors import ExitCode
-    from ..evidence.verify import check_bundle, require_agreement, trusted_keys_for
+    from ..evidence.verify import trusted_keys_for
+    from ..gating.bundle_reevaluation import check_bundle, require_agreement
     from ..ui import render
     from . import write_ci_reports
 

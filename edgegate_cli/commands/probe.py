@@ -27,7 +27,7 @@ def probe(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from ..backends.base import get_backend
+    from ..backends.registry import get_backend
     from ..runs.probe import probe_backend
     from ..ui import render
     from . import open_workspace, start
@@ -48,7 +48,7 @@ def devices(
     json_: bool = typer.Option(False, "--json", help="Print the devices as one JSON document."),
 ) -> None:
     """List the devices a backend can run on, with chipset, OS and frameworks (AI Hub's live list)."""
-    from ..backends.base import list_devices
+    from ..backends.registry import list_devices
     from . import start
 
     out = start(ctx, json_)

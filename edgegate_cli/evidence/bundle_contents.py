@@ -10,8 +10,9 @@ import json
 import platform
 
 from .. import __version__
+from ..canonical import canonical_json
 from ..errors import InvalidInput
-from .bundle_write import BUNDLE_FORMAT, device_slugs, dump_json
+from .bundle_layout import BUNDLE_FORMAT, baseline_file, device_slugs
 
 FINAL = ("passed", "failed", "error")
 VERSION_KEYS = ("onnxruntime", "onnxruntime_genai", "qai_hub", "python")
@@ -76,9 +77,6 @@ def _gates(evaluation: dict) -> list[dict]:
             for g in evaluation["gates"]]
 
 
-def baseline_file(digest: str) -> str:
-    """Where a baseline blob (mapping or payload) sits in a bundle: named by its own sha256."""
-    return f"baselines/{digest}.json"
 
 
 def _baselines(ws, run: dict) -> tuple[dict[str, bytes], dict | None]:
@@ -87,7 +85,7 @@ def _baselines(ws, run: dict) -> tuple[dict[str, bytes], dict | None]:
     if not run.get("baselines_json"):
         return {}, None
     records = json.loads(run["baselines_json"])
-    files = {"baselines.json": dump_json(records)}
+    files = {"baselines.json": canonical_json(records)}
     for rec in records.values():
         for digest in ([rec["mapping_sha256"], *rec["payloads"]] if not rec.get("missing") else []):
             files[baseline_file(digest)] = ws.cas.read_bytes(digest, verify=True)
@@ -111,11 +109,11 @@ def collect_files(ws, run: dict, *, include_model: bool = False) -> tuple[dict[s
     metrics = json.loads(run["metrics_json"] or "{}")
     files, index, payloads = _raw_entries(ws, run)
     files.update({
-        "pipeline.json": dump_json(json.loads(run["pipeline_json"])),
+        "pipeline.json": canonical_json(json.loads(run["pipeline_json"])),
         "mapping.json": read(run["mapping_sha256"], verify=True),
         "capabilities.json": read(run["capabilities_sha256"], verify=True),
-        "metrics.json": dump_json(metrics),
-        "gates.json": dump_json(evaluation),
+        "metrics.json": canonical_json(metrics),
+        "gates.json": canonical_json(evaluation),
     })
     if inputs and str(inputs.get("source", "")).startswith("promptpack "):
         files["promptpack.json"] = read(inputs["sha256"], verify=True)

@@ -1,6 +1,6 @@
 """Evidence bundles (SPEC §7): a signed, deterministic zip holding everything a run's verdict rests on.
 
-Layout, bundle format 1 (every JSON file is `json.dumps(sort_keys=True, indent=2)` + LF unless noted):
+Layout, bundle format 1 (every JSON file is canonical JSON, `canonical.canonical_json`, unless noted):
 
 - `summary.json`: an in-toto Statement v1. Subject: the model (name, sha256). predicateType:
   `https://edgegate.dev/evidence/v1`. Predicate: run id, pipeline, backend, devices, model, inputs,
@@ -26,17 +26,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import zipfile
 from pathlib import Path
 
 from pydantic import BaseModel
 
+from ..canonical import canonical_json
 from ..errors import InvalidInput, VerificationFailed
 from .dsse import EVIDENCE_PAYLOAD_TYPE, EVIDENCE_PREDICATE_TYPE, IN_TOTO_STATEMENT_TYPE, sign_envelope
 from .zip_safety import ENVELOPE, SUMMARY, open_bundle, write_deterministic_zip
-
-BUNDLE_FORMAT = 1
 
 
 class BundleResult(BaseModel):
@@ -64,11 +62,6 @@ class BundleSummary(BaseModel):
     entries: dict[str, int]  # every zip entry and its size
 
 
-def dump_json(obj) -> bytes:
-    """A bundle's JSON bytes: sorted keys, 2-space indent, no NaN, UTF-8, trailing LF."""
-    return (json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
-
-
 def seal(statement: dict, files: dict[str, bytes], signer) -> dict[str, bytes]:
     """Complete a bundle: list every file's sha256 in predicate.files, serialize summary.json, sign it.
 
@@ -79,21 +72,11 @@ def seal(statement: dict, files: dict[str, bytes], signer) -> dict[str, bytes]:
     listed = {name: tag(hashlib.sha256(data).hexdigest()) for name, data in sorted(files.items())}
     full = {**statement, "predicate": {**statement["predicate"], "files": listed,
                                        "signer": {"key_id": signer.key_id}}}
-    summary = dump_json(full)
+    summary = canonical_json(full)
     envelope = sign_envelope(summary, EVIDENCE_PAYLOAD_TYPE, signer)
-    return {**files, SUMMARY: summary, ENVELOPE: dump_json(envelope)}
+    return {**files, SUMMARY: summary, ENVELOPE: canonical_json(envelope)}
 
 
-def device_slugs(devices: list[str]) -> dict[str, str]:
-    """A directory name per device (`local:cpu` -> `local-cpu`), unique within the run."""
-    out: dict[str, str] = {}
-    for device in devices:
-        slug = re.sub(r"[^a-z0-9._]+", "-", device.lower()).strip("-.") or "device"
-        candidate, n = slug, 2
-        while candidate in out.values():
-            candidate, n = f"{slug}-{n}", n + 1
-        out[device] = candidate
-    return out
 
 
 def statement_for(run: dict, predicate: dict) -> dict:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from ..canonical import canonical_json
 from ..errors import InvalidInput, NotFound
 from ..spec.pipeline import Pipeline
 from ..store.runs import get_run
@@ -74,9 +75,9 @@ def _from_bundle(ws: Workspace, path: str, device: str, where: str) -> tuple[Bas
     from ..errors import VerificationFailed
     from ..evidence.bundle_read import verify_bundle
     from ..evidence.keys import trusted_keys
-    from ..evidence.verify import verdict_inputs
     from ..evidence.zip_safety import open_bundle
     from ..store.artifacts import store_bytes
+    from .bundle_reevaluation import verdict_inputs
 
     try:
         verified = verify_bundle(open_bundle(path), trusted_keys(ws))
@@ -88,9 +89,9 @@ def _from_bundle(ws: Workspace, path: str, device: str, where: str) -> tuple[Bas
     run_id = verified.statement["predicate"].get("run_id")
     payloads = payloads_by_device.get(device, [])
     record = {"source": "bundle", "run_id": run_id, "bundle_sha256": digest, "path": path,
-              "mapping_sha256": store_bytes(ws.db, ws.cas, json.dumps(mapping, sort_keys=True).encode(),
+              "mapping_sha256": store_bytes(ws.db, ws.cas, canonical_json(mapping),
                                             "metric_mappings", f"baseline-{digest[:12]}-mapping.json"),
-              "payloads": [store_bytes(ws.db, ws.cas, json.dumps(p, sort_keys=True).encode(), "raw_payload",
+              "payloads": [store_bytes(ws.db, ws.cas, canonical_json(p), "raw_payload",
                                        f"baseline-{digest[:12]}-{i}.json") for i, p in enumerate(payloads)]}
     missing = None if payloads else f"bundle {path} holds no payloads for {device}"
     return BaselineEvidence(source="bundle", run_id=run_id, bundle_sha256=digest, payloads=payloads,

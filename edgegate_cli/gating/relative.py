@@ -13,7 +13,6 @@ passes both runs' per-iteration samples, pooled over the measurement repeats.
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Sequence
 from typing import Literal
@@ -22,10 +21,10 @@ from pydantic import BaseModel
 
 from ..errors import InvalidInput
 from ..measure.metrics import METRICS
+from ..spec.pipeline import check_max_regression_pct
 from .statistics import mann_whitney_u_greater
 
 DEFAULT_ALPHA = 0.01
-MAX_REGRESSION_PCT_LIMIT = 1000.0
 
 
 class RelativeResult(BaseModel):
@@ -50,15 +49,6 @@ class RelativeResult(BaseModel):
     baseline_bundle_sha256: str | None = None
     rule: str
     reason: str
-
-
-def check_max_regression_pct(value: float, *, where: str = "max_regression_pct") -> float:
-    """Return `value` as a float if 0 < value < 1000; raise InvalidInput naming it otherwise."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-            or not 0 < value < MAX_REGRESSION_PCT_LIMIT:
-        raise InvalidInput(f"{where}: {value!r} is out of range; it must be greater than 0 and less than 1000 "
-                           "(a percentage, e.g. 10 for 10 %)", field="max_regression_pct")
-    return float(value)
 
 
 def _better(metric: str) -> Literal["lower", "higher"]:

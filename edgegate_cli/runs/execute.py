@@ -17,6 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from ..backends.base import MeasureRequest, Progress, sdk_output_to_stderr
+from ..canonical import canonical_json
 from ..errors import EdgeGateError
 from ..gating.evaluate import Evaluation, GateResult, verdict_from_payloads
 from ..measure.mapping import MetricValue
@@ -119,7 +120,7 @@ def _execute(ws, pipeline, backend, info, pack, device_evidence, run_id, tmp, pr
     if device_evidence:
         check_evidence_coverage(pipeline, device_evidence)
         mapping = mapping_with_evidence(mapping, device_evidence, ws.db.now())
-        mapping_sha = store_bytes(ws.db, ws.cas, json.dumps(mapping, sort_keys=True).encode(), "metric_mappings",
+        mapping_sha = store_bytes(ws.db, ws.cas, canonical_json(mapping), "metric_mappings",
                                   f"{run_id}-mapping.json")
     check_required_metrics(pipeline, mapping, pipeline.backend)
     baselines = _resolve_baselines(ws, pipeline, run_id, baseline_options, progress)
@@ -152,7 +153,7 @@ def _execute(ws, pipeline, backend, info, pack, device_evidence, run_id, tmp, pr
     transition(ws.db, run_id, "collecting")
     with ws.db.atomic():
         for p in raw:
-            digest = store_bytes(ws.db, ws.cas, json.dumps(p.data, sort_keys=True).encode(), "raw_payload",
+            digest = store_bytes(ws.db, ws.cas, canonical_json(p.data), "raw_payload",
                                  f"{run_id}-{p.device}-{p.repeat_index}.json")
             add_ref(ws.db, digest, "run", run_id)
             ws.db["run_payloads"].insert({"run_id": run_id, "device": p.device, "repeat_index": p.repeat_index,

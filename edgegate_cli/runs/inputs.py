@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from ..canonical import model_manifest
 from ..spec.pipeline import Pipeline
 from ..store.artifacts import store_bytes, store_file
 from ..store.workspace import Workspace
@@ -19,9 +19,8 @@ def ingest_model(ws: Workspace, info) -> tuple[str, dict]:
         files = {root.name: digest}
     else:
         files = {name: store_file(ws.db, ws.cas, root / name, "model", name) for name in sorted(info.files)}
-        # A directory model is identified by the hash of its manifest (name → sha256).
-        manifest = json.dumps(files, sort_keys=True, separators=(",", ":")).encode()
-        digest = store_bytes(ws.db, ws.cas, manifest, "model_manifest", root.name + ".manifest.json")
+        # A directory model is identified by the hash of its manifest (canonical.model_identity).
+        digest = store_bytes(ws.db, ws.cas, model_manifest(files), "model_manifest", root.name + ".manifest.json")
     return digest, {"name": root.name, "sha256": digest, "form": info.form, "bytes": info.total_bytes,
                     "files": files}
 

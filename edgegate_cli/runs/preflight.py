@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..backends.base import Progress, get_backend
+from ..backends.base import Progress
+from ..backends.registry import get_backend
 from ..errors import MissingRequiredMetric
 from ..spec.pipeline import Pipeline
 from ..store.workspace import Workspace

@@ -7,7 +7,9 @@ import uuid
 
 from pydantic import BaseModel
 
-from ..backends.base import Progress, get_backend, sdk_output_to_stderr
+from ..backends.base import Progress, sdk_output_to_stderr
+from ..backends.registry import get_backend
+from ..canonical import canonical_json
 from ..spec.schemas import validate
 from ..store.artifacts import add_ref, store_bytes
 from ..store.state import record_audit
@@ -42,14 +44,15 @@ def probe_backend(ws: Workspace, backend_name: str, progress: Progress, *, backe
     digests = []
     with ws.db.atomic():
         for p in outcome.payloads:
-            digest = store_bytes(ws.db, ws.cas, json.dumps(p.data, sort_keys=True).encode(), "probe_raw",
+            digest = store_bytes(ws.db, ws.cas, canonical_json(p.data), "probe_raw",
                                  f"{probe_run_id}-{p.repeat_index}.json")
             add_ref(ws.db, digest, "probe", probe_run_id)
             digests.append(digest)
         account = outcome.mapping.get("account")
         for table, doc in (("capabilities", outcome.capabilities), ("metric_mappings", outcome.mapping)):
-            text = json.dumps(doc, sort_keys=True)
-            digest = store_bytes(ws.db, ws.cas, text.encode(), table, f"{probe_run_id}-{table}.json")
+            data = canonical_json(doc)
+            text = data.decode("utf-8")
+            digest = store_bytes(ws.db, ws.cas, data, table, f"{probe_run_id}-{table}.json")
             add_ref(ws.db, digest, "probe", probe_run_id)
             ws.db[table].insert({"backend": backend_name, "account": account, "probe_run_id": probe_run_id,
                                  "json": text, "sha256": digest, "created_at": ws.db.now()})

@@ -10,7 +10,7 @@ import json
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from ..errors import InvalidInput
-from .validators import ModelInfo, TensorSpec, check_input_specs
+from .model_info import ModelInfo, TensorSpec, check_input_specs
 
 MIN_OPSET = 7  # the oldest ai.onnx opset ONNX Runtime runs
 

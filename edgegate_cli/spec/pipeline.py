@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
+import math
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from ..canonical import canonical_json, sha256_hex
 from ..errors import InvalidInput, LimitExceeded
-from ..gating.relative import check_max_regression_pct
 from .schemas import load_document
 
 MAX_DEVICES = 5
@@ -19,6 +18,7 @@ WARMUP = 1
 DEFAULT_ITERATIONS = 50
 DEFAULT_TIMEOUT_S = 1200
 MAX_TIMEOUT_S = 2700
+MAX_REGRESSION_PCT_LIMIT = 1000.0
 
 
 class Gate(BaseModel):
@@ -86,6 +86,15 @@ class Pipeline(BaseModel):
         return self.model_dump(mode="json", exclude={"source", "sha256"})
 
 
+def check_max_regression_pct(value: float, *, where: str = "max_regression_pct") -> float:
+    """Return `value` as a float if 0 < value < 1000; raise InvalidInput naming it otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or not 0 < value < MAX_REGRESSION_PCT_LIMIT:
+        raise InvalidInput(f"{where}: {value!r} is out of range; it must be greater than 0 and less than 1000 "
+                           "(a percentage, e.g. 10 for 10 %)", field="max_regression_pct")
+    return float(value)
+
+
 def _check_limits(doc: dict, source: str) -> None:
     policy = doc.get("run_policy") or {}
     checks = [
@@ -136,6 +145,5 @@ def load_pipeline(path: Path | str, *, model_override: str | None = None) -> Pip
     if not model.get("path"):
         raise InvalidInput(f"{source}: $.model.path: no model given; add model.path to the pipeline "
                            "or pass --model PATH", path=source)
-    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     return Pipeline(**{**doc, "model": model or None, "promptpack": pack}, source=source,
-                    sha256=hashlib.sha256(canonical).hexdigest())
+                    sha256=sha256_hex(canonical_json(doc)))

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ..canonical import canonical_json
 from ..errors import InvalidInput, LimitExceeded
 
 MAX_CASES = 50
@@ -36,13 +37,12 @@ def canonicalize(doc: Any) -> bytes:
        trailing whitespace (str.isspace) is removed from every line and from the end of the string;
        leading whitespace and every other string are kept as they are;
     3. a float with an integral value below 2**53 becomes an int (`1.0` -> `1`, as RFC 8785 prints it);
-    4. serialized with json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-       allow_nan=False), encoded as UTF-8, no trailing newline.
+    4. serialized by `canonical.canonical_json` (sorted keys, compact separators, UTF-8, no NaN, no
+       trailing newline).
     Nothing else is normalized: no defaults are filled in, no Unicode normalization, case order kept.
     Raises InvalidInput for NaN or an infinity (JSON has neither).
     """
-    return json.dumps(_normalize(doc, ()), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    return canonical_json(_normalize(doc, ()))
 
 
 def pack_digest(doc: Any) -> str:

@@ -8,37 +8,14 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel
 
 from ..errors import InvalidInput, LimitExceeded
+from .model_info import Form, ModelInfo, TensorSpec
 
 MAX_MODEL_BYTES = 500 * 1024 * 1024  # SPEC §3: model ≤ 500 MB, the sum of its files
 ACCEPTED_FORMS = ("a .onnx file, a directory with one .onnx and one .data (ONNX external weights), "
                   "a *.aimet directory (one .onnx + one .encodings), a TorchScript .pt/.pth, "
                   "a .tflite file, or an onnxruntime-genai folder (with genai_config.json)")
-
-Form = Literal["onnx", "onnx_external", "aimet", "torchscript", "tflite", "genai"]
-
-
-class TensorSpec(BaseModel):
-    name: str
-    shape: list[int | str]  # a str is a symbolic (dynamic) dimension; "?" when unnamed
-    dtype: str  # numpy-style name: float32, int64, bool, ...
-
-
-class ModelInfo(BaseModel):
-    form: Form
-    path: str
-    files: list[str]  # relative to `path` for a directory, else the file name
-    total_bytes: int
-    onnx_path: str | None = None  # the .onnx to load, for ONNX-based forms
-    opset: int | None = None
-    inputs: list[TensorSpec] = []
-    outputs: list[TensorSpec] = []
-    context_length: int | None = None  # GenAI folders: the model's maximum sequence length
-
 
 def validate_model(path: Path | str, input_specs: dict | None = None, *,
                    max_bytes: int = MAX_MODEL_BYTES) -> ModelInfo:
@@ -138,19 +115,3 @@ def _specs_to_tensors(p: Path, specs: dict | None, *, required: bool) -> list[Te
         return []
     return [TensorSpec(name=name, shape=list(spec["shape"]), dtype=spec.get("dtype") or "float32")
             for name, spec in specs.items()]
-
-
-def check_input_specs(onnx_file: Path, inputs: list[TensorSpec], specs: dict | None) -> None:
-    """Raise InvalidInput unless every input_specs entry names a model input and fits its shape
-    (same rank, same fixed dimensions; a dynamic dimension takes any size)."""
-    by_name = {t.name: t for t in inputs}
-    for name, spec in (specs or {}).items():
-        where = f"{onnx_file}: model.input_specs.{name}"
-        if name not in by_name:
-            raise InvalidInput(f"{where}: the model has no input {name!r} (inputs: {', '.join(by_name)})",
-                               path=str(onnx_file))
-        want, have = list(spec.get("shape", [])), by_name[name].shape
-        fixed_clash = any(isinstance(h, int) and h > 0 and w != h for w, h in zip(want, have, strict=False))
-        if len(want) != len(have) or fixed_clash:
-            raise InvalidInput(f"{where}: shape {want} does not fit the model's input shape {have}",
-                               path=str(onnx_file))

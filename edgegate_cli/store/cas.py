@@ -17,23 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from ..canonical import tag, untag  # noqa: F401 (re-exported: the store speaks tagged digests)
 from ..errors import CorruptBlob, InvalidInput, NotFound
 
 CHUNK = 1 << 20  # 1 MiB
-PREFIX = "sha256:"
-
-
-def tag(hexdigest: str) -> str:
-    """The tagged form used in every JSON document: `sha256:<hex>`."""
-    return PREFIX + hexdigest
-
-
-def untag(digest: str) -> str:
-    """Accept `sha256:<hex>` or `<hex>`; return the 64-hex digest or raise InvalidInput."""
-    hexdigest = digest[len(PREFIX):] if digest.startswith(PREFIX) else digest
-    if not _is_hex(hexdigest, 64):
-        raise InvalidInput(f"{digest!r} is not a sha256 digest (expected sha256:<64 lowercase hex>)")
-    return hexdigest
 
 
 class CAS:

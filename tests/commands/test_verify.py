@@ -52,7 +52,7 @@ def _data_offset(path, name) -> int:
 def _flip_at(name: str, data: bytes) -> int:
     """Which byte of `name` to flip: inside the signature for the envelope, else the middle."""
     if name == "summary.dsse.json":
-        return data.index(b'"sig": "') + 20
+        return data.index(b'"sig":"') + 20
     return len(data) // 2
 
 

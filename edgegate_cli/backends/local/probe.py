@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 from ..base import ProbeOutcome, Progress, RawPayload
-from .backend import CANDIDATES, GENAI_PROBE_CASES, RUNNABLE_FORMS, UNAVAILABLE, probe_models_dir, provider_for
+from .catalog import CANDIDATES, GENAI_PROBE_CASES, RUNNABLE_FORMS, UNAVAILABLE, probe_models_dir, provider_for
 from .worker import PAYLOAD_FORMAT
 
 PROBE_ITERATIONS = 20

@@ -7,30 +7,22 @@ to another account, is uploaded or compiled again instead of failing the job.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
+from ...canonical import file_sha256, model_identity
 from .jobs import backend_error, is_auth_error, sdk_errors, submit_with_retry
 
 COMPILE_OPTIONS = "--target_runtime qnn_dlc"  # QNN runs on every Snapdragon device AI Hub offers
 
 
 def model_digest(path: Path | str) -> str:
-    """sha256 of a model file; for a directory, of its manifest (name → sha256), as `run` records it."""
+    """A model's identity digest (canonical.model_identity) from its files on disk, as `run` records it."""
     path = Path(path)
     if path.is_file():
-        return _file_sha256(path)
-    files = {p.name: _file_sha256(p) for p in sorted(path.iterdir()) if p.is_file()}
-    return hashlib.sha256(json.dumps(files, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return file_sha256(path)
+    files = {p.name: file_sha256(p) for p in sorted(path.iterdir()) if p.is_file()}
+    return model_identity(files, single_file=False)
 
 
 def sdk_input_specs(specs: dict | None) -> dict | None:

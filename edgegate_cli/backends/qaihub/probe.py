@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ...errors import InvalidInput, LimitExceeded
 from ..base import ProbeOutcome, Progress, RawPayload
-from .backend import CANDIDATES, PAYLOAD_FORMAT, UNAVAILABLE
+from .catalog import CANDIDATES, PAYLOAD_FORMAT, UNAVAILABLE
 from .jobs import poll_jobs, sdk_errors, submit_with_retry
 from .models import COMPILE_OPTIONS, agreement, finish_compile, model_digest, start_compile
 
@@ -48,7 +48,7 @@ def _prepare(backend, tmp: Path, progress: Progress) -> list[ProbeModel]:
 
     from ...spec.inputs import generate_inputs
     from ...spec.validators import validate_model
-    from ..local.backend import probe_models_dir
+    from ..local.catalog import probe_models_dir
     from .models import load_entries
 
     out = []
