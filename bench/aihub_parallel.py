@@ -39,7 +39,7 @@ def main() -> None:
     from aihub_double import AIHubDouble
 
     from edgegate_cli.backends.registry import get_backend
-    from edgegate_cli.runs.execute import execute_run
+    from edgegate_cli.runs.execute import RunRequest, execute_run
     from edgegate_cli.runs.probe import probe_backend
     from edgegate_cli.spec.pipeline import load_pipeline
     from edgegate_cli.store.home import Home
@@ -61,7 +61,7 @@ def main() -> None:
                 ws = open_workspace(Home(home, "--home"))
                 spec = load_pipeline(pipeline(Path(tmp) / f"p{n}.yaml", DEVICES[:n]))
                 started = time.monotonic()
-                outcome = execute_run(ws, spec, lambda *_a, **_k: None)
+                outcome = execute_run(ws, RunRequest(spec), lambda *_a, **_k: None)
                 walls[n].append(time.monotonic() - started)
                 ws.db.close()
                 assert outcome.verdict == "passed", outcome

@@ -16,20 +16,51 @@ from .context import Context
 from .errors import EdgeGateError, ExitCode
 
 
+def exit_code_for(exc: BaseException, invocation: Context) -> int:
+    """The one exception → exit code mapping, reporting on stderr as it goes. `--debug` adds the
+    traceback and never changes the code."""
+    if isinstance(exc, BrokenPipeError):
+        # `edgegate ... | head`: point stdout at devnull so the interpreter's final flush is silent.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return int(ExitCode.BROKEN_PIPE)
+    if invocation.output.debug:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, KeyboardInterrupt):
+        sys.stderr.write("Interrupted.\n")
+        return int(ExitCode.INTERRUPTED)
+    if isinstance(exc, EdgeGateError):
+        from .ui.output import Output
+
+        Output(invocation).error(exc)
+        return int(exc.exit_code)
+    sys.stderr.write(invocation.secrets.redact(
+        f"Internal error: {type(exc).__name__}: {exc} (a bug in EdgeGate; rerun with --debug for the "
+        "traceback)") + "\n")
+    return int(ExitCode.INTERNAL)
+
+
 class ErrorMappingGroup(TyperGroup):
-    """Turns an EdgeGateError raised anywhere below into one stderr line and its exit code."""
+    """Turns whatever a command raises into its exit code (`exit_code_for`), before typer's own handling
+    (which would make a closed pipe exit 1 and hide our messages)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except EdgeGateError as err:
-            invocation: Context = ctx.find_root().obj
-            if invocation.output.debug:
-                raise
-            from .ui.output import Output
+        except (typer.Exit, typer.Abort, *typer_exceptions()):
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            raise typer.Exit(exit_code_for(exc, ctx.find_root().obj or Context())) from None
 
-            Output(invocation).error(err)
-            raise typer.Exit(int(err.exit_code)) from None
+
+def typer_exceptions() -> tuple[type[BaseException], ...]:
+    """typer's own exception bases (it vendors click): usage errors keep typer's message and exit 2."""
+    from typer.core import _click
+    from typer.exceptions import TyperException
+
+    return _click.exceptions.ClickException, TyperException
 
 
 app = typer.Typer(
@@ -83,26 +114,15 @@ app.add_typer(verify.app)
 
 
 def main() -> None:
-    """Console-script entry point: maps unexpected failures to exit 4 and a closed pipe to 141."""
+    """Console-script entry point: whatever escapes the command group (it maps what commands raise)
+    gets the same exit-code mapping."""
     invocation = Context()
     try:
         app(obj=invocation)
-    except BrokenPipeError:
-        # `edgegate ... | head`: point stdout at devnull so the interpreter's final flush is silent.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(int(ExitCode.BROKEN_PIPE))
-    except KeyboardInterrupt:
-        sys.stderr.write("Interrupted.\n")
-        sys.exit(130)
     except SystemExit:
         raise
-    except Exception as exc:  # the catch-all that keeps tracebacks out of CI logs
-        if invocation.output.debug or "--debug" in sys.argv:
-            raise
-        sys.stderr.write(invocation.secrets.redact(f"Internal error: {type(exc).__name__}: {exc} "
-                                "(a bug in EdgeGate; rerun with --debug for the traceback)") + "\n")
-        sys.exit(int(ExitCode.INTERNAL))
+    except (Exception, KeyboardInterrupt) as exc:
+        sys.exit(exit_code_for(exc, invocation))
 
 
 if __name__ == "__main__":

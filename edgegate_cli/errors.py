@@ -5,7 +5,16 @@ Core modules raise these; `cli.py` is the only place that turns them into an exi
 
 from __future__ import annotations
 
-from enum import IntEnum, unique
+from enum import IntEnum, StrEnum, unique
+
+
+@unique
+class Verdict(StrEnum):
+    """What gating concludes about a run (SPEC §6): a pure function of its evidence."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"  # no verdict could be reached: a flaky or missing metric, a noisy host
 
 
 @unique
@@ -15,12 +24,13 @@ class ExitCode(IntEnum):
     INVALID_INPUT = 2  # usage error or invalid input
     RUN_ERROR = 3  # flaky or missing metric, device or backend failure, timeout
     INTERNAL = 4  # a bug in EdgeGate
+    INTERRUPTED = 130  # Ctrl-C (SIGINT), as a shell reports it; a run in progress is stored as error INTERRUPTED
     BROKEN_PIPE = 141  # stdout closed early (`edgegate ... | head`), as a shell reports SIGPIPE
 
     @classmethod
-    def for_verdict(cls, verdict: str) -> ExitCode:
+    def for_verdict(cls, verdict: Verdict | str) -> ExitCode:
         """A verdict's exit code: passed 0, failed 1, anything else (error) 3."""
-        return {"passed": cls.OK, "failed": cls.GATES_FAILED}.get(verdict, cls.RUN_ERROR)
+        return {Verdict.PASSED: cls.OK, Verdict.FAILED: cls.GATES_FAILED}.get(verdict, cls.RUN_ERROR)
 
 
 class EdgeGateError(Exception):
@@ -81,10 +91,6 @@ class RunActive(RunError):
 
 class MissingRequiredMetric(RunError):
     code = "MISSING_REQUIRED_METRIC"
-
-
-class FlakyMetric(RunError):
-    code = "FLAKY_METRIC"
 
 
 class SubmissionFailed(RunError):

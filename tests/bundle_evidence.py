@@ -51,7 +51,7 @@ def build_evidence(root: Path, template: Path) -> Evidence:
     """Run both example pipelines in a copy of the pre-probed home and bundle each run."""
     from edgegate_cli.evidence.bundle_write import create_bundle
     from edgegate_cli.evidence.keys import export_public_key, generate_key, load_signing_key
-    from edgegate_cli.runs.execute import execute_run
+    from edgegate_cli.runs.execute import RunRequest, execute_run
     from edgegate_cli.spec.pipeline import load_pipeline
     from edgegate_cli.store.home import Home
     from edgegate_cli.store.workspace import open_workspace
@@ -60,8 +60,8 @@ def build_evidence(root: Path, template: Path) -> Evidence:
     shutil.copytree(template, home)
     ws = open_workspace(Home(home, "--home"))
     key = generate_key(ws)
-    passed = execute_run(ws, load_pipeline(example_pipeline(root)), lambda _msg: None)
-    failed = execute_run(ws, load_pipeline(example_pipeline(root, failing=True)), lambda _msg: None)
+    passed = execute_run(ws, RunRequest(load_pipeline(example_pipeline(root))), lambda _msg: None)
+    failed = execute_run(ws, RunRequest(load_pipeline(example_pipeline(root, failing=True))), lambda _msg: None)
     assert (passed.verdict, failed.verdict) == ("passed", "failed"), (passed.error_detail, failed.error_detail)
     signer = load_signing_key(ws)
     pass_zip = Path(create_bundle(ws, passed.run_id, signer, out=root / "pass.bundle.zip").path)

@@ -178,7 +178,7 @@ def test_show_reads_without_verifying(ev, tmp_path):
 def test_a_run_that_never_collected_payloads_is_refused(probed_home, tmp_path):
     from edgegate_cli.errors import MissingRequiredMetric
     from edgegate_cli.evidence.keys import generate_key, load_signing_key
-    from edgegate_cli.runs.execute import execute_run
+    from edgegate_cli.runs.execute import RunRequest, execute_run
     from edgegate_cli.spec.pipeline import load_pipeline
     from edgegate_cli.store.workspace import open_workspace
 
@@ -187,7 +187,7 @@ def test_a_run_that_never_collected_payloads_is_refused(probed_home, tmp_path):
     pipe = write_pipeline(tmp_path / "npu.yaml", gates="[{metric: npu_layer_fraction, op: '>=', value: 0.5}]",
                           extra_policy=LOOSE)
     with pytest.raises(MissingRequiredMetric):
-        execute_run(ws, load_pipeline(pipe), lambda _m: None)
+        execute_run(ws, RunRequest(load_pipeline(pipe)), lambda _m: None)
     (run,) = ws.db["runs"].rows
     with pytest.raises(InvalidInput) as exc:
         create_bundle(ws, run["id"], load_signing_key(ws), out=tmp_path / "x.zip")
@@ -239,14 +239,14 @@ def test_verify_rejects_a_bundle_whose_raw_index_names_an_unlisted_file(ev, tmp_
 def test_genai_bundle_carries_the_promptpack_and_re_derives(probed_home, tmp_path):
     """A GenAI run: promptpack.json is the pack's canonical bytes; the verdict re-derives from the bundle."""
     from edgegate_cli.evidence.keys import generate_key, load_signing_key
-    from edgegate_cli.runs.execute import execute_run
+    from edgegate_cli.runs.execute import RunRequest, execute_run
     from edgegate_cli.spec.pipeline import load_pipeline
     from edgegate_cli.spec.promptpacks import canonicalize, load_pack
     from edgegate_cli.store.workspace import open_workspace
 
     ws = open_workspace()
     generate_key(ws)
-    outcome = execute_run(ws, load_pipeline(REPO / "examples" / "genai" / "pipeline.yaml"), lambda _m: None)
+    outcome = execute_run(ws, RunRequest(load_pipeline(REPO / "examples" / "genai" / "pipeline.yaml")), lambda _m: None)
     result = create_bundle(ws, outcome.run_id, load_signing_key(ws), out=tmp_path / "g.zip")
     files = entries(tmp_path / "g.zip")
     pack = canonicalize(load_pack(REPO / "examples" / "genai" / "pack.json"))
@@ -274,7 +274,7 @@ def test_relative_gate_baselines_travel_in_the_bundle(probed_home, tmp_path):
     """A run gated against `last-passed`: the baseline's mapping and payloads are in the bundle, the
     verdict re-derives from it, and a re-signed faster baseline makes the relative gate fail."""
     from edgegate_cli.evidence.keys import generate_key, load_signing_key
-    from edgegate_cli.runs.execute import execute_run
+    from edgegate_cli.runs.execute import RunRequest, execute_run
     from edgegate_cli.spec.pipeline import load_pipeline
     from edgegate_cli.store.workspace import open_workspace
 
@@ -282,8 +282,8 @@ def test_relative_gate_baselines_travel_in_the_bundle(probed_home, tmp_path):
     generate_key(ws)
     pipe = write_pipeline(tmp_path / "rel.yaml", gates="[{metric: latency_ms, baseline: last-passed, "
                           "max_regression_pct: 900}]", extra_policy=LOOSE)
-    first = execute_run(ws, load_pipeline(pipe), lambda _m: None)
-    second = execute_run(ws, load_pipeline(pipe), lambda _m: None)
+    first = execute_run(ws, RunRequest(load_pipeline(pipe)), lambda _m: None)
+    second = execute_run(ws, RunRequest(load_pipeline(pipe)), lambda _m: None)
     assert (first.verdict, second.verdict) == ("passed", "passed")
     create_bundle(ws, second.run_id, load_signing_key(ws), out=tmp_path / "rel.zip")
     files = entries(tmp_path / "rel.zip")

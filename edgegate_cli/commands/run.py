@@ -41,7 +41,7 @@ def run(
     from ..errors import ExitCode, InvalidInput
     from ..evidence.bundle_write import bundle_after_run
     from ..evidence.keys import load_signing_key
-    from ..runs.execute import execute_run
+    from ..runs.execute import RunRequest, execute_run
     from ..spec.pipeline import load_pipeline
     from ..ui import render
     from . import open_workspace, start, write_ci_reports
@@ -54,8 +54,9 @@ def run(
         raise InvalidInput("--key names the key that signs the --bundle; pass --bundle FILE too")
     signer = load_signing_key(ws, key) if bundle else None  # before any device time: no key fails fast
     with out.progress(f"Running {spec.name} on {', '.join(spec.devices)}") as advance:
-        outcome = execute_run(ws, spec, advance, wait=wait, evidence=evidence, require_baseline=require_baseline,
-                              allow_foreign_baseline=allow_foreign_baseline)
+        outcome = execute_run(ws, RunRequest(spec, wait=wait, evidence=tuple(evidence),
+                                             require_baseline=require_baseline,
+                                             allow_foreign_baseline=allow_foreign_baseline), advance)
     if signer is not None:
         written = bundle_after_run(ws, outcome.run_id, signer, bundle)
         outcome.bundle = {"path": str(written.path), "sha256": written.sha256, "key_id": written.key_id}

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from ..errors import Verdict
 from ..measure.mapping import MetricValue
 from ..measure.metrics import flake_threshold
 from ..spec.pipeline import Gate, RunPolicy
@@ -69,7 +70,7 @@ def baseline_key(gate: Gate, device: str) -> str:
 
 
 class Evaluation(BaseModel):
-    verdict: Literal["passed", "failed", "error"]
+    verdict: Verdict
     error_code: str | None = None
     error_detail: str | None = None
     gates: list[GateResult]
@@ -160,10 +161,10 @@ def evaluate_gates(metrics: dict[str, dict[str, MetricValue]], gates: list[Gate]
     errors = [r for r in results if r.required and r.status == "error"]
     if errors:
         first = errors[0]
-        return Evaluation(verdict="error", error_code=first.code, gates=results,
+        return Evaluation(verdict=Verdict.ERROR, error_code=first.code, gates=results,
                           error_detail=f"{first.gate} on {first.device}: {first.reason}")
     failed = any(r.required and r.status == "fail" for r in results)
-    return Evaluation(verdict="failed" if failed else "passed", gates=results)
+    return Evaluation(verdict=Verdict.FAILED if failed else Verdict.PASSED, gates=results)
 
 
 def verdict_from_payloads(payloads: dict[str, list[dict]], mapping: dict, gates: list[Gate], policy: RunPolicy,

@@ -12,13 +12,14 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from ..backends.base import MeasureRequest, Progress, sdk_output_to_stderr
 from ..canonical import canonical_json
-from ..errors import EdgeGateError
+from ..errors import EdgeGateError, Verdict
 from ..gating.evaluate import Evaluation, GateResult, verdict_from_payloads
 from ..measure.mapping import MetricValue
 from ..spec.pipeline import Pipeline
@@ -30,12 +31,43 @@ from .inputs import ingest_model, model_inputs
 from .preflight import check_inputs, check_required_metrics, ensure_mapping, provided_inputs
 
 
+@dataclass(frozen=True)
+class RunRequest:
+    """What `run` is asked to do: the pipeline (model override applied) and how to treat its run."""
+
+    pipeline: Pipeline
+    wait: bool = False  # queue behind another run of this home instead of failing with RUN_ACTIVE
+    evidence: tuple[str, ...] = ()  # `[DEVICE=]genie:FILE` device profiles that add token metrics
+    require_baseline: bool = False  # a relative gate without a baseline is NO_BASELINE (exit 3), not skipped
+    allow_foreign_baseline: bool = False  # a baseline run id may be of another pipeline or device
+
+
+@dataclass
+class _RunJob:
+    """A run that exists: its request, what preflight resolved, and where it works."""
+
+    ws: Workspace
+    request: RunRequest
+    run_id: str
+    backend: object
+    info: object  # spec.model_info.ModelInfo
+    pack: object | None  # the PromptPack of a GenAI run
+    device_evidence: list
+    tmp: Path
+    progress: Progress
+    started: float  # time.monotonic() at the start: the run's timeout counts from here
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return self.request.pipeline
+
+
 class RunOutcome(BaseModel):
     run_id: str
     pipeline: str
     backend: str
     status: str
-    verdict: str
+    verdict: Verdict
     error_code: str | None = None
     error_detail: str | None = None
     model: dict
@@ -46,60 +78,61 @@ class RunOutcome(BaseModel):
     bundle: dict | None = None  # set by `run --bundle`: path, sha256, key_id
 
 
-def execute_run(ws: Workspace, pipeline: Pipeline, progress: Progress, *, wait: bool = False,
-                evidence: list[str] = (), require_baseline: bool = False,
-                allow_foreign_baseline: bool = False) -> RunOutcome:
-    """Run `pipeline` end to end and return its outcome (verdict passed / failed / error).
+def execute_run(ws: Workspace, request: RunRequest, progress: Progress) -> RunOutcome:
+    """Run `request.pipeline` end to end and return its outcome (verdict passed / failed / error).
 
     Raises InvalidInput/LimitExceeded before the run exists; RunActive if another run holds the
-    home; run errors (MISSING_REQUIRED_METRIC, DEVICE_JOB_FAILED, TIMEOUT...) after marking the run.
-    A flaky or missing metric found at evaluation is returned as verdict `error`, not raised.
-    `evidence` holds `[DEVICE=]genie:FILE` values: device profiles that add token metrics.
-    Relative gates resolve their baselines before any device time (see `baselines`): a missing one
-    is skipped (NO_BASELINE), or raises NoBaseline under `require_baseline`; a run id of another
-    pipeline or device raises InvalidInput unless `allow_foreign_baseline`.
+    home (unless `request.wait`); run errors (MISSING_REQUIRED_METRIC, DEVICE_JOB_FAILED, TIMEOUT...)
+    after marking the run. A flaky or missing metric found at evaluation is returned as verdict
+    `error`, not raised. Relative gates resolve their baselines before any device time (see
+    `baselines`): a missing one is skipped (NO_BASELINE), or raises NoBaseline under
+    `require_baseline`; a run id of another pipeline or device raises InvalidInput unless
+    `allow_foreign_baseline`.
     """
     from ..measure.device_evidence import parse_evidence
 
     started = time.monotonic()
+    pipeline = request.pipeline
     backend, info, pack = check_inputs(pipeline, ws)
-    device_evidence = parse_evidence(list(evidence), pipeline.devices, pipeline.source)
+    device_evidence = parse_evidence(list(request.evidence), pipeline.devices, pipeline.source)
     run_id = create_run(ws.db, pipeline=pipeline.name, pipeline_path=pipeline.source,
                         pipeline_sha256=pipeline.sha256, backend=pipeline.backend, devices=pipeline.devices,
                         policy=pipeline.run_policy.model_dump(), gates=[g.model_dump() for g in pipeline.gates],
-                        wait=wait)
+                        wait=request.wait)
     progress(f"run {run_id} started")
     try:
         with Heartbeat(ws.db, run_id), tempfile.TemporaryDirectory(prefix="edgegate-run-") as tmp:
-            return _execute(ws, pipeline, backend, info, pack, device_evidence, run_id, Path(tmp), progress,
-                            started, (require_baseline, allow_foreign_baseline))
+            return _execute(_RunJob(ws=ws, request=request, run_id=run_id, backend=backend, info=info, pack=pack,
+                                    device_evidence=device_evidence, tmp=Path(tmp), progress=progress,
+                                    started=started))
     except EdgeGateError as err:
-        transition(ws.db, run_id, "error", err.code, {"error_code": err.code, "error_detail": err.message,
-                                                      "verdict": "error"})
+        transition(ws.db, run_id, Verdict.ERROR, err.code, {"error_code": err.code, "error_detail": err.message,
+                                                            "verdict": Verdict.ERROR})
         raise
     except BaseException as exc:
         code = "INTERRUPTED" if isinstance(exc, KeyboardInterrupt) else "INTERNAL"
-        transition(ws.db, run_id, "error", code, {"error_code": code, "verdict": "error",
-                                                  "error_detail": f"{type(exc).__name__}: {exc}"})
+        transition(ws.db, run_id, Verdict.ERROR, code, {"error_code": code, "verdict": Verdict.ERROR,
+                                                        "error_detail": f"{type(exc).__name__}: {exc}"})
         raise
 
 
-def _resolve_baselines(ws: Workspace, pipeline: Pipeline, run_id: str, options: tuple[bool, bool], progress):
+def _resolve_baselines(job: _RunJob):
     """Relative gates' baselines, recorded in the run (and their blobs referenced by it) before measuring."""
     from ..errors import NoBaseline
     from ..gating.baselines import missing_baselines, resolve_baselines
 
-    require, allow_foreign = options
+    ws, pipeline, run_id = job.ws, job.pipeline, job.run_id
     if not any(g.relative for g in pipeline.gates):
         return None
-    evidence, records = resolve_baselines(ws, pipeline, exclude_run=run_id, allow_foreign=allow_foreign)
+    evidence, records = resolve_baselines(ws, pipeline, exclude_run=run_id,
+                                          allow_foreign=job.request.allow_foreign_baseline)
     missing = missing_baselines(evidence)
-    if missing and require:
+    if missing and job.request.require_baseline:
         raise NoBaseline(f"{pipeline.source}: --require-baseline: no baseline for {'; '.join(missing)}",
                          hint="run the pipeline once without --require-baseline, or pin one with "
                               "`edgegate gate baseline set`")
     for line in missing:
-        progress(f"NO_BASELINE: {line}; the relative gate will be skipped")
+        job.progress(f"NO_BASELINE: {line}; the relative gate will be skipped")
     for rec in records.values():
         for digest in [rec.get("mapping_sha256"), *rec.get("payloads", [])]:
             if digest:
@@ -109,23 +142,23 @@ def _resolve_baselines(ws: Workspace, pipeline: Pipeline, run_id: str, options: 
     return evidence
 
 
-def _execute(ws, pipeline, backend, info, pack, device_evidence, run_id, tmp, progress, started,
-             baseline_options=(False, False)) -> RunOutcome:
+def _execute(job: _RunJob) -> RunOutcome:
     from ..backends.base import RawPayload
     from ..measure.device_evidence import check_evidence_coverage, mapping_with_evidence
     from ..spec.promptpack_format import effective_cases
 
+    ws, pipeline, run_id, info, pack, progress = job.ws, job.pipeline, job.run_id, job.info, job.pack, job.progress
     transition(ws.db, run_id, "preparing")
     mapping, mapping_sha, caps_sha = ensure_mapping(ws, pipeline, progress)
-    if device_evidence:
-        check_evidence_coverage(pipeline, device_evidence)
-        mapping = mapping_with_evidence(mapping, device_evidence, ws.db.now())
+    if job.device_evidence:
+        check_evidence_coverage(pipeline, job.device_evidence)
+        mapping = mapping_with_evidence(mapping, job.device_evidence, ws.db.now())
         mapping_sha = store_bytes(ws.db, ws.cas, canonical_json(mapping), "metric_mappings",
                                   f"{run_id}-mapping.json")
     check_required_metrics(pipeline, mapping, pipeline.backend)
-    baselines = _resolve_baselines(ws, pipeline, run_id, baseline_options, progress)
+    baselines = _resolve_baselines(job)
     model_sha, model_desc = ingest_model(ws, info)
-    inputs_path, inputs = model_inputs(ws, pipeline, info, pack, tmp)
+    inputs_path, inputs = model_inputs(ws, pipeline, info, pack, job.tmp)
     inputs_sha = inputs["sha256"]
     for digest in {model_sha, inputs_sha, mapping_sha, caps_sha, *model_desc["files"].values()}:
         add_ref(ws.db, digest, "run", run_id)
@@ -134,7 +167,7 @@ def _execute(ws, pipeline, backend, info, pack, device_evidence, run_id, tmp, pr
         "inputs_json": json.dumps(inputs), "mapping_sha256": mapping_sha, "capabilities_sha256": caps_sha,
         "pipeline_json": json.dumps(pipeline.document(), sort_keys=True)})
     policy = pipeline.run_policy
-    deadline = started + policy.timeout_s
+    deadline = job.started + policy.timeout_s
     transition(ws.db, run_id, "running")
     requests = [MeasureRequest(
         run_id=run_id, device=device, model_form=info.form,
@@ -146,10 +179,10 @@ def _execute(ws, pipeline, backend, info, pack, device_evidence, run_id, tmp, pr
         cases=effective_cases(pack.document) if pack else None,
         promptpack={"id": pack.pack_id, "version": pack.version, "sha256": pack.sha256} if pack else None)
         for device in pipeline.devices]
-    raw = measure_devices(backend, requests, progress)
+    raw = measure_devices(job.backend, requests, progress)
     # Device evidence joins its device's payloads after the measured repeats.
     raw.extend(RawPayload(device=e.device, repeat_index=1000 + i, warmup=False, data=e.payload)
-               for i, e in enumerate(device_evidence))
+               for i, e in enumerate(job.device_evidence))
     transition(ws.db, run_id, "collecting")
     with ws.db.atomic():
         for p in raw:
@@ -162,7 +195,7 @@ def _execute(ws, pipeline, backend, info, pack, device_evidence, run_id, tmp, pr
     by_device = {d: [p.data for p in raw if p.device == d and not p.warmup] for d in pipeline.devices}
     metrics, evaluation = verdict_from_payloads(by_device, mapping, pipeline.gates, policy, pipeline.devices,
                                                 provided_inputs(pipeline), baselines=baselines)
-    return _report(ws, pipeline, run_id, metrics, evaluation, model_desc, inputs, started)
+    return _report(job, metrics, evaluation, model_desc, inputs)
 
 
 def measure_devices(backend, requests: list[MeasureRequest], progress: Progress) -> list:
@@ -202,20 +235,18 @@ def _measure_devices(backend, requests: list[MeasureRequest], progress: Progress
     return [p for future in futures for p in future.result()]
 
 
-def _report(ws, pipeline, run_id, metrics, evaluation: Evaluation, model_desc, inputs, started) -> RunOutcome:
+def _report(job: _RunJob, metrics, evaluation: Evaluation, model_desc: dict, inputs: dict) -> RunOutcome:
+    ws, pipeline, run_id = job.ws, job.pipeline, job.run_id
     transition(ws.db, run_id, "reporting", fields={
         "metrics_json": json.dumps({d: {k: v.model_dump() for k, v in m.items()} for d, m in metrics.items()},
                                    sort_keys=True),
         "gates_eval_json": evaluation.model_dump_json(), "verdict": evaluation.verdict})
     fields = {"error_code": evaluation.error_code, "error_detail": evaluation.error_detail}
-    if evaluation.verdict == "error":
-        transition(ws.db, run_id, "error", evaluation.error_code, fields)
-        status = "error"
-    else:
-        status = evaluation.verdict
-        transition(ws.db, run_id, status)
+    status = evaluation.verdict  # a finished run's status is its verdict
+    transition(ws.db, run_id, status, evaluation.error_code if status == Verdict.ERROR else None,
+               fields if status == Verdict.ERROR else None)
     record_audit(ws.db, "run", "run_finished", {"run_id": run_id, "pipeline": pipeline.name, "verdict": status})
     return RunOutcome(run_id=run_id, pipeline=pipeline.name, backend=pipeline.backend, status=status,
                       verdict=evaluation.verdict, error_code=evaluation.error_code,
                       error_detail=evaluation.error_detail, model=model_desc, inputs=inputs, devices=metrics,
-                      gates=evaluation.gates, duration_s=round(time.monotonic() - started, 3))
+                      gates=evaluation.gates, duration_s=round(time.monotonic() - job.started, 3))

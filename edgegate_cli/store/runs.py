@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 
 import sqlite_utils
 
-from ..errors import InvalidInput, NotFound, RunActive
+from ..errors import InvalidInput, NotFound, RunActive, Verdict
 from .state import StateDatabase, open_state
 
-FINAL = {"passed", "failed", "error"}
+FINAL = {Verdict.PASSED, Verdict.FAILED, Verdict.ERROR}  # a run ends with its verdict as its status
 TRANSITIONS = {
     "queued": {"preparing"},
     "preparing": {"submitting"},
@@ -23,7 +23,7 @@ TRANSITIONS = {
     "running": {"collecting"},
     "collecting": {"evaluating"},
     "evaluating": {"reporting"},
-    "reporting": {"passed", "failed"},
+    "reporting": {Verdict.PASSED, Verdict.FAILED},
 }
 HEARTBEAT_S = 5.0
 STALE_AFTER_S = 600.0  # a heartbeat this old means the run's process is gone, whatever its pid says
@@ -61,7 +61,7 @@ def reap_abandoned(db: StateDatabase) -> list[str]:
     for row in db.query("select * from runs where status not in ('passed', 'failed', 'error')"):
         if _is_abandoned(row, now):
             with db.atomic():
-                _finish(db, row["id"], "error", {"error_code": "ABANDONED",
+                _finish(db, row["id"], Verdict.ERROR, {"error_code": "ABANDONED",
                         "error_detail": f"process {row['pid']} on {row['hostname']} stopped while the run was "
                                         f"{row['status']}"})
             reaped.append(row["id"])
@@ -118,9 +118,9 @@ def transition(db: StateDatabase, run_id: str, status: str, detail: str | None =
     """Move a run to `status`, persisting the event; refuses transitions the state machine forbids."""
     with db.atomic():
         current = db["runs"].get(run_id)["status"]
-        if status != "error" and status not in TRANSITIONS.get(current, set()):
+        if status != Verdict.ERROR and status not in TRANSITIONS.get(current, set()):
             raise ValueError(f"run {run_id}: illegal transition {current} -> {status}")
-        if status == "error" and current in FINAL:
+        if status == Verdict.ERROR and current in FINAL:
             raise ValueError(f"run {run_id}: already final ({current})")
         now = db.now()
         # Error details can quote a backend verbatim: mask secrets before they reach the database.
