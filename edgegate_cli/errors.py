@@ -140,3 +140,25 @@ class CorruptBlob(VerificationFailed):
                          hint="the blob was altered on disk; re-ingest the original file", path=path)
         self.expected = expected
         self.actual = actual
+
+
+# Refusals of a signed release or rollback directive (RELEASE_CONTRACT.md): each its own code, so the
+# agent and `releases verify` map them without parsing messages.
+class SignatureInvalid(VerificationFailed):
+    code = "SIGNATURE_INVALID"
+
+
+class KeyUntrusted(VerificationFailed):
+    code = "KEY_UNTRUSTED"
+
+
+class KeyRevoked(VerificationFailed):
+    code = "KEY_REVOKED"
+
+
+class ManifestExpired(VerificationFailed):
+    code = "MANIFEST_EXPIRED"
+
+
+class ManifestInvalid(VerificationFailed):
+    code = "MANIFEST_INVALID"
