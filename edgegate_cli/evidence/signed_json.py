@@ -1,7 +1,7 @@
 """What every signed EdgeGate document (release manifest, rollback directive) shares: the canonical
 JSON rule, DSSE signature checks that say *which* rule refused, and strict field checks.
 
-Standard library, `dsse` and `errors` only (PyNaCl inside a function): the edge agent imports it.
+Standard library, `dsse`, `canonical` and `errors` only (PyNaCl inside a function): the edge agent imports it.
 """
 
 from __future__ import annotations
@@ -10,19 +10,15 @@ import json
 import re
 from datetime import datetime
 
+from ..canonical import canonical_json
+from ..errors import KeyRevoked, KeyUntrusted, ManifestInvalid, SignatureInvalid, VerificationFailed
 from . import dsse
-from .errors import KeyRevoked, KeyUntrusted, ManifestInvalid, SignatureInvalid, VerificationFailed
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 KEY_ID_RE = re.compile(r"^eg-[0-9a-f]{16}\Z")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
 TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\Z")
 TEXT_RE = re.compile(r"^[\x20-\x7e]{1,128}\Z")
-
-
-def canonical_json(doc) -> bytes:
-    """Sorted keys, separators (",", ":"), UTF-8, no NaN, no trailing newline (the canonical.py rule)."""
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def load_canonical(payload: bytes, where: str) -> dict:

@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..errors import InvalidInput, ManifestExpired, VerificationFailed
 from . import dsse
-from .errors import InvalidInput, ManifestExpired, VerificationFailed
 from .signed_json import (
     TEXT_RE,
     canonical_json,

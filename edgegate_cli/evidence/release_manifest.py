@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..errors import InvalidInput, ManifestExpired, ManifestInvalid, VerificationFailed
 from . import dsse
-from .errors import InvalidInput, ManifestExpired, ManifestInvalid, VerificationFailed
 from .signed_json import (
     KEY_ID_RE,
     TEXT_RE,
