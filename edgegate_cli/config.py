@@ -5,8 +5,10 @@ The AI Hub client is configured from, in order:
     `~/.qai_hub/client.ini`, located by the SDK's own `get_config_path`). The SDK itself reads no
     token variable, so EdgeGate builds its `ClientConfig`. The token is registered with the redactor
     the moment it is read, and never stored.
-  * the URL: `--qaihub-api-url` > `EDGEGATE_QAIHUB_API_URL` > the client.ini's `api_url` > AI Hub.
-  * the first poll interval: `EDGEGATE_QAIHUB_POLL_S` (default 5 s; doubles per poll up to 10 minutes).
+  * the URL: `--qaihub-api-url` > `EDGEGATE_QAIHUB_API_URL` > the client.ini's `api_url` > AI Hub (the
+    client.ini's URLs and `default_project` apply whichever way the token came).
+  * the first poll interval: `EDGEGATE_QAIHUB_POLL_S` (default 5 s; doubles per poll, but at most 10 % of
+    the time already polled and at most 60 s: backends/qaihub_polling.py).
 The signing key for CI: `EDGEGATE_SIGNING_KEY` (a base64 Ed25519 seed), registered as a secret on read.
 """
 
@@ -41,6 +43,7 @@ class QAIHubSettings:
     web_url: str
     token_source: str  # "QAIHUB_API_TOKEN" or the client.ini path: named in messages, never the token
     poll_s: float
+    default_project: str | None = None  # the client.ini's default_project: jobs and models go to that project
 
 
 def _normalize_url(url: str, origin: str) -> str:
@@ -63,6 +66,22 @@ def _poll_s() -> float:
         raise InvalidInput(f"{POLL_ENV}={raw!r}: the first poll interval must be a number of seconds in "
                            f"(0, {MAX_POLL_S:g}]")
     return value
+
+
+def _ini_extras() -> dict:
+    """api_url, web_url and default_project from the SDK's client.ini when one exists (read leniently: with
+    QAIHUB_API_TOKEN set, the file needs no token)."""
+    import configparser
+
+    from qai_hub import api_utils
+
+    parser = configparser.ConfigParser()
+    try:
+        parser.read([api_utils.get_config_path()])
+    except configparser.Error:
+        return {}
+    section = parser["api"] if parser.has_section("api") else {}
+    return {k: section[k].strip() for k in ("api_url", "web_url", "default_project") if (section.get(k) or "").strip()}
 
 
 def _from_client_ini() -> tuple[str, str, str, str]:
@@ -89,9 +108,11 @@ def qaihub_settings() -> QAIHubSettings:
     """The AI Hub client settings; InvalidInput when no token is configured or a value is malformed."""
     poll_s = _poll_s()
     token = (os.environ.get(TOKEN_ENV) or "").strip()
+    extras = _ini_extras()
     if token:
         register_secret(token)
-        api_url = web_url = DEFAULT_API_URL
+        api_url = extras.get("api_url", DEFAULT_API_URL)
+        web_url = extras.get("web_url", api_url)
         source = TOKEN_ENV
     else:
         token, api_url, web_url, source = _from_client_ini()
@@ -99,7 +120,8 @@ def qaihub_settings() -> QAIHubSettings:
     if override:
         origin = "--qaihub-api-url" if _api_url_flag else URL_ENV
         api_url = web_url = _normalize_url(override, origin)
-    return QAIHubSettings(api_token=token, api_url=api_url, web_url=web_url, token_source=source, poll_s=poll_s)
+    return QAIHubSettings(api_token=token, api_url=api_url, web_url=web_url, token_source=source, poll_s=poll_s,
+                          default_project=extras.get("default_project"))
 
 
 SIGNING_KEY_ENV = "EDGEGATE_SIGNING_KEY"

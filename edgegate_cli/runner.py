@@ -17,14 +17,14 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from .artifacts import add_ref, store_bytes
-from .backends.base import MeasureRequest, Progress
+from .backends.base import MeasureRequest, Notice, Progress
 from .errors import EdgeGateError
 from .gating import Evaluation, GateResult, verdict_from_payloads
 from .mapping import MetricValue
 from .pipeline import Pipeline
 from .preflight import check_inputs, check_required_metrics, ensure_mapping, provided_inputs
 from .run_inputs import ingest_model, model_inputs
-from .runs import Heartbeat, create_run, transition
+from .runs import Heartbeat, create_run, record_notices, transition
 from .state import record_audit
 from .workspace import Workspace
 
@@ -145,7 +145,17 @@ def _execute(ws, pipeline, backend, info, pack, device_evidence, run_id, tmp, pr
         cases=effective_cases(pack.document) if pack else None,
         promptpack={"id": pack.pack_id, "version": pack.version, "sha256": pack.sha256} if pack else None)
         for device in pipeline.devices]
-    raw = measure_devices(backend, requests, progress)
+    notices: list[tuple[str, str, str]] = []
+
+    def measuring(text, *args, **kwargs) -> None:  # device threads call it under measure_devices' lock
+        if isinstance(text, Notice):  # e.g. a resubmitted AI Hub job: an event of the run, not just a line
+            notices.append((_now(), text.code, str(text)))
+        progress(text, *args, **kwargs)
+
+    try:
+        raw = measure_devices(backend, requests, measuring)
+    finally:
+        record_notices(ws.db, run_id, notices)
     # Device evidence joins its device's payloads after the measured repeats.
     raw.extend(RawPayload(device=e.device, repeat_index=1000 + i, warmup=False, data=e.payload)
                for i, e in enumerate(device_evidence))
