@@ -66,6 +66,7 @@ class QAIHubBackend:
         self.state_path = state_path
         self.probe_devices = list(probe_devices or [])
         self.upload_lock = threading.Lock()
+        self.failed_uploads: dict = {}  # sha256 -> the error its upload ended with: other devices do not retry it
         self.datasets: dict = {}
         self._lazy: dict = {}
         self._lazy_lock = threading.RLock()

@@ -12,7 +12,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from ..errors import CollectionFailed
+from ..errors import CollectionFailed, EdgeGateError
 from .qaihub_jobs import backend_error, is_auth_error, sdk_errors, submit_with_retry
 
 COMPILE_OPTIONS = "--target_runtime qnn_dlc"  # QNN runs on every Snapdragon device AI Hub offers
@@ -64,6 +64,8 @@ def existing_model(backend, model_id: str):
 def source_model(backend, path: str, sha256: str, progress, deadline: float | None = None):
     """The uploaded model for these bytes: the cached AI Hub id if it still exists, else a new upload."""
     with backend.upload_lock:
+        if sha256 in backend.failed_uploads:  # another device of this run already tried, and failed
+            raise backend.failed_uploads[sha256]
         cached = backend.cache.model_id(sha256)
         model = existing_model(backend, cached) if cached else None
         if model is not None:
@@ -71,8 +73,12 @@ def source_model(backend, path: str, sha256: str, progress, deadline: float | No
         if cached:
             backend.cache.drop_model(sha256)
         progress(f"uploading {Path(path).name} to AI Hub")
-        model = submit_with_retry(lambda: backend.client.upload_model(path, name=Path(path).name),
-                                  f"{Path(path).name}: upload", backend.settings, progress, deadline=deadline)
+        try:
+            model = submit_with_retry(lambda: backend.client.upload_model(path, name=Path(path).name),
+                                      f"{Path(path).name}: upload", backend.settings, progress, deadline=deadline)
+        except EdgeGateError as err:
+            backend.failed_uploads[sha256] = err
+            raise
         backend.cache.put_model(sha256, model.model_id)
         return model
 

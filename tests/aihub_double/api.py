@@ -360,7 +360,7 @@ class Api:
         job = StoredJob(self.store.new_id("j"), kind, name or model.name, options, time.time(), model.model_id,
                         devices[0], devices, self.double.polls_before_done, profiling=profiling,
                         odd_states=list(self.double.odd_states))
-        job.failure = self.double.match_failure(kind, profiling, devices[0].name, model.model_id)
+        job.failure = self.double.match_failure(kind, profiling, devices[0].name, model.model_id, job.name)
         members = family_members(self.double.devices, devices[0]) if devices[0].name.endswith("(Family)") else []
         if members:  # AI Hub runs a "(Family)" job on any one of its members
             job.member = members[self.store._rng.randrange(len(members))]

@@ -119,6 +119,7 @@ class AIHubDouble:
                              double's S3 endpoint answers (offer_s3_credentials())
       omit_etag              presigned part PUTs answer without an ETag
       omit_target_model      compile jobs carry no target_model (as from a legacy server)
+      omit_outputs           inference jobs on a dataset succeed without an output dataset
     Methods: fail_jobs(), inject_http(), set_profile(), remove_device(), set_device_frameworks(),
       refuse_creates(), offer_s3_credentials(), reset_counts().
     Introspection: counts (Counter per endpoint key and per event), requests (list[RequestRecord]),
@@ -140,6 +141,7 @@ class AIHubDouble:
         self.s3 = S3Offer()
         self.omit_etag = False
         self.omit_target_model = False
+        self.omit_outputs = False
         self._create_refusals: list[str] = []
         self.counts: Counter[str] = Counter()
         self.requests: list[RequestRecord] = []
@@ -203,16 +205,17 @@ class AIHubDouble:
     # ---- knobs ----------------------------------------------------------------------------------------------
     def fail_jobs(self, reason: str, *, kind: str | None = None, device: str | None = None,
                   failure_type: int | str = "RUNTIME_UNKNOWN", times: int | None = None,
-                  model: str | None = None) -> FailureRule:
-        """Fail future jobs (kind "compile" | "inference" | "profile" | None) on `device` (or any), and on
-        model id `model` (or any), with `reason`, which reaches `job.get_status().message` verbatim.
+                  model: str | None = None, name: str | None = None) -> FailureRule:
+        """Fail future jobs (kind "compile" | "inference" | "profile" | None) on `device` (or any), on model
+        id `model` (or any) and whose name contains `name` (or any), with `reason`, which reaches
+        `job.get_status().message` verbatim.
         failure_type: a JobFailureType value or its name without the JOB_FAILURE_TYPE_ prefix (e.g.
         "CLOUD_THROTTLED", "QNN_VERSION_MISMATCH"); the SDK hides it, `Job.failure_type` carries it."""
         if kind not in (None, "compile", "inference", "profile"):
             raise ValueError(f"kind must be compile, inference, profile or None, not {kind!r}")
         if isinstance(failure_type, str):
             failure_type = pb.JobFailureType.Value("JOB_FAILURE_TYPE_" + failure_type.upper())
-        rule = FailureRule(reason, kind, device, failure_type, times, model)
+        rule = FailureRule(reason, kind, device, failure_type, times, model, name)
         with self.store.lock:
             self._failures.append(rule)
         return rule
@@ -221,9 +224,10 @@ class AIHubDouble:
         with self.store.lock:
             self._failures.clear()
 
-    def match_failure(self, kind: str, profiling: bool, device: str, model: str = "") -> FailureRule | None:
+    def match_failure(self, kind: str, profiling: bool, device: str, model: str = "",
+                      name: str = "") -> FailureRule | None:
         for rule in self._failures:
-            if rule.matches(kind, profiling, device, model):
+            if rule.matches(kind, profiling, device, model, name):
                 if rule.times is not None:
                     rule.times -= 1
                 return rule

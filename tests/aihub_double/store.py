@@ -53,12 +53,14 @@ class FailureRule:
     failure_type: int = pb.JOB_FAILURE_TYPE_RUNTIME_UNKNOWN
     times: int | None = None
     model: str | None = None  # only jobs on this model id (e.g. a cached compile that still exists)
+    name: str | None = None  # only jobs whose name contains this (e.g. "repeat 1/3": every attempt of it)
 
-    def matches(self, kind: str, profiling: bool, device: str, model: str = "") -> bool:
+    def matches(self, kind: str, profiling: bool, device: str, model: str = "", name: str = "") -> bool:
         if self.times is not None and self.times <= 0:
             return False
         kind_ok = (kind == "inference" and profiling) if self.kind == "profile" else self.kind in (None, kind)
-        return kind_ok and (self.device is None or self.device == device) and self.model in (None, model)
+        return (kind_ok and (self.device is None or self.device == device) and self.model in (None, model)
+                and (self.name is None or self.name in name))
 
 
 @dataclass
@@ -281,7 +283,7 @@ class Store:
             iterations=iterations, knobs=knobs, profiling=job.profiling, speed=speed,
             qairt_version=self.double.qairt_version)
         job.detail = payloads.synth_profile(req) if knobs.detail else None
-        if inputs is not None:
+        if inputs is not None and not self.double.omit_outputs:
             outputs = payloads.compute_outputs(source.info, inputs, self.double.output_rel_noise, job.job_id)
             out = StoredDataset(self.new_id("d"), f"{job.name}-outputs", time.time(),
                                 data=payloads.h5_bytes(outputs), producer_id=job.job_id)
