@@ -26,7 +26,7 @@ URL_ENV = "EDGEGATE_QAIHUB_API_URL"
 POLL_ENV = "EDGEGATE_QAIHUB_POLL_S"
 DEFAULT_API_URL = "https://workbench.aihub.qualcomm.com"
 DEFAULT_POLL_S = 5.0
-MAX_POLL_S = 600.0  # SPEC §5: polling backs off up to 10 minutes between polls
+MAX_POLL_S = 600.0  # the largest first poll interval EDGEGATE_QAIHUB_POLL_S accepts (SPEC §5: 10 minutes)
 _api_url_flag: str | None = None  # set by --qaihub-api-url
 
 
