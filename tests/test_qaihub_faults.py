@@ -139,6 +139,32 @@ def test_a_status_outage_past_the_deadline_is_backend_unavailable_naming_it(hub,
     assert said.events("AIHUB_STATUS_OUTAGE")
 
 
+def test_a_maintenance_page_instead_of_a_status_is_an_outage_that_passes(hub, ws):
+    """A proxy answering 200 with HTML: the SDK raises a bare APIException at once (no retries of its own)."""
+    measure(ws)
+    hub.inject_http(200, endpoint="jobs.get", times=3, body="<html>Down for maintenance</html>")
+    said = Said()
+    assert len(measure(ws, said)) == 4
+    (outage,) = said.events("AIHUB_STATUS_OUTAGE")
+    assert outage == (f"{S24}: AI Hub status reads are failing (AI Hub answered with something that is not its API "
+                      "(API request returned status code 200.; a proxy or maintenance page?)); polling on until the "
+                      "run deadline")
+    assert len(said.events("AIHUB_STATUS_RECOVERED")) == 1
+
+
+def test_only_exceptions_raised_by_the_sdk_count_as_ai_hub_failures():
+    from qai_hub import public_rest_api
+    from qai_hub.client import ClientConfig
+
+    from edgegate_cli.backends.qaihub_faults import from_sdk
+
+    with pytest.raises(ValueError) as sdk:
+        public_rest_api.get_job(ClientConfig(api_token="t"), "")  # the SDK's own "Invalid job_id"
+    with pytest.raises(ValueError) as ours:
+        int("not a number")
+    assert from_sdk(sdk.value) and not from_sdk(ours.value)
+
+
 def test_a_429_burst_on_job_creation_is_waited_out(hub, ws):
     """Seven 429s outlast the SDK's own backoff (~15 s, jittered): EdgeGate waits as AI Hub says, then submits."""
     hub.inject_http(429, endpoint="jobs.create", times=7, retry_after=0)
