@@ -17,6 +17,7 @@ import json
 import re
 import secrets
 import threading
+import time
 import traceback
 from collections import Counter
 from dataclasses import dataclass
@@ -83,9 +84,12 @@ class HttpFault:
     retry_after: float | None = None
     body: str | None = None
     commit: bool = False  # serve the request first (e.g. create the job), then answer the fault instead
+    until: float | None = None  # a time window (time.monotonic()): matching requests fail until then
 
     def matches(self, endpoint: str, method: str) -> bool:
         if self.times <= 0 or (self.method and self.method.upper() != method):
+            return False
+        if self.until is not None and time.monotonic() >= self.until:
             return False
         if self.endpoint is None:
             return not endpoint.startswith(("files.", "s3."))
@@ -234,10 +238,14 @@ class AIHubDouble:
         return None
 
     def inject_http(self, status: int, *, times: int = 1, endpoint: str | None = None, method: str | None = None,
-                    retry_after: float | None = None, body: str | None = None, commit: bool = False) -> HttpFault:
-        """Answer the next `times` requests matching (endpoint, method) with HTTP `status`. With `commit`, the
-        request is served first (a POST jobs/ creates its job) and only its answer is lost."""
-        fault = HttpFault(status, times, endpoint, method, retry_after, body, commit)
+                    retry_after: float | None = None, body: str | None = None, commit: bool = False,
+                    seconds: float | None = None) -> HttpFault:
+        """Answer the next `times` requests matching (endpoint, method) with HTTP `status` — or, with `seconds`,
+        every matching request for that long (an outage in wall time). With `commit`, the request is served
+        first (a POST jobs/ creates its job) and only its answer is lost."""
+        until = None if seconds is None else time.monotonic() + seconds
+        fault = HttpFault(status, 10**9 if seconds is not None else times, endpoint, method, retry_after, body, commit,
+                          until)
         with self.store.lock:
             self._faults.append(fault)
         return fault
