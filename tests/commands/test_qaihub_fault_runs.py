@@ -185,3 +185,18 @@ def test_fault_runs_end_with_their_codes_and_write_no_secret(invoke, env, fresh_
     assert len(written) > 20
     leaks = [(str(p), s[:6]) for p in written for s in secrets if s.encode() in p.read_bytes()]
     assert leaks == []
+
+
+def test_a_device_without_qnn_exits_2_before_anything_is_uploaded(invoke, probed, env, tmp_path):
+    before = list(env.devices)
+    env.set_device_frameworks(S23, ("onnx", "tflite"))
+    try:
+        pipe = pipeline(tmp_path / "noqnn.yaml")
+        result = invoke("run", pipe, expect=2)
+    finally:
+        env.devices = before
+    assert last_line(result) == (
+        f"Error [INVALID_INPUT]: {pipe}: $.devices[1]: '{S23}' does not run QNN models on AI Hub (its frameworks: "
+        "onnx, tflite); EdgeGate compiles for QNN (--target_runtime qnn_dlc), so its jobs would fail after the "
+        "compile was paid for (pick a device whose frameworks include qnn (`edgegate probe devices`))")
+    assert (env.counts["models.create"], env.counts["jobs.create"]) == (0, 0)
