@@ -242,7 +242,7 @@ def test_polling_backs_off_but_stays_within_a_tenth_of_the_wait(hub):
     statuses = poll_jobs({0: job}, deadline=time.monotonic() + 30, first_interval=0.01, settings=backend.settings,
                          describe=S24)
     assert statuses[0].success
-    assert 10 <= hub.counts["jobs.get"] <= 40
+    assert 8 <= hub.counts["jobs.get"] <= 45  # the exact schedule: test_qaihub_faults.py (no clock here)
 
 
 def test_a_set_stop_event_makes_a_device_give_up_at_its_next_poll(hub, ws):
