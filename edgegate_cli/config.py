@@ -5,8 +5,10 @@ The AI Hub client is configured from, in order:
     `~/.qai_hub/client.ini`, located by the SDK's own `get_config_path`). The SDK itself reads no
     token variable, so EdgeGate builds its `ClientConfig`. The token is registered with the redactor
     the moment it is read, and never stored.
-  * the URL: `--qaihub-api-url` > `EDGEGATE_QAIHUB_API_URL` > the client.ini's `api_url` > AI Hub.
-  * the first poll interval: `EDGEGATE_QAIHUB_POLL_S` (default 5 s; doubles per poll up to 10 minutes).
+  * the URL: `--qaihub-api-url` > `EDGEGATE_QAIHUB_API_URL` > the client.ini's `api_url` > AI Hub (the
+    client.ini's URLs and `default_project` apply whichever way the token came).
+  * the first poll interval: `EDGEGATE_QAIHUB_POLL_S` (default 5 s; doubles per poll, but at most 10 % of
+    the time already polled and at most 60 s: backends/qaihub_polling.py).
 The signing key for CI: `EDGEGATE_SIGNING_KEY` (a base64 Ed25519 seed), registered as a secret on read.
 """
 
@@ -25,7 +27,7 @@ URL_ENV = "EDGEGATE_QAIHUB_API_URL"
 POLL_ENV = "EDGEGATE_QAIHUB_POLL_S"
 DEFAULT_API_URL = "https://workbench.aihub.qualcomm.com"
 DEFAULT_POLL_S = 5.0
-MAX_POLL_S = 600.0  # SPEC §5: polling backs off up to 10 minutes between polls
+MAX_POLL_S = 600.0  # the largest first poll interval EDGEGATE_QAIHUB_POLL_S accepts (SPEC §5: 10 minutes)
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class QAIHubSettings:
     token_source: str  # "QAIHUB_API_TOKEN" or the client.ini path: named in messages, never the token
     poll_s: float
     redact: Callable[[str], str] = field(repr=False, default=lambda text: text)  # masks the token and other secrets
+    default_project: str | None = None  # the client.ini's default_project: jobs and models go to that project
 
 
 def _normalize_url(url: str, origin: str) -> str:
@@ -58,6 +61,22 @@ def _poll_s() -> float:
         raise InvalidInput(f"{POLL_ENV}={raw!r}: the first poll interval must be a number of seconds in "
                            f"(0, {MAX_POLL_S:g}]")
     return value
+
+
+def _ini_extras() -> dict:
+    """api_url, web_url and default_project from the SDK's client.ini when one exists (read leniently: with
+    QAIHUB_API_TOKEN set, the file needs no token)."""
+    import configparser
+
+    from qai_hub import api_utils
+
+    parser = configparser.ConfigParser()
+    try:
+        parser.read([api_utils.get_config_path()])
+    except configparser.Error:
+        return {}
+    section = parser["api"] if parser.has_section("api") else {}
+    return {k: section[k].strip() for k in ("api_url", "web_url", "default_project") if (section.get(k) or "").strip()}
 
 
 def _from_client_ini(ctx: Context) -> tuple[str, str, str, str]:
@@ -87,9 +106,11 @@ def qaihub_settings(ctx: Context) -> QAIHubSettings:
     (--qaihub-api-url) outranks the environment."""
     poll_s = _poll_s()
     token = (os.environ.get(TOKEN_ENV) or "").strip()
+    extras = _ini_extras()
     if token:
         ctx.secrets.register(token)
-        api_url = web_url = DEFAULT_API_URL
+        api_url = extras.get("api_url", DEFAULT_API_URL)
+        web_url = extras.get("web_url", api_url)
         source = TOKEN_ENV
     else:
         token, api_url, web_url, source = _from_client_ini(ctx)
@@ -99,7 +120,7 @@ def qaihub_settings(ctx: Context) -> QAIHubSettings:
         origin = "--qaihub-api-url" if flag else URL_ENV
         api_url = web_url = _normalize_url(override, origin)
     return QAIHubSettings(api_token=token, api_url=api_url, web_url=web_url, token_source=source, poll_s=poll_s,
-                          redact=ctx.secrets.redact)
+                          redact=ctx.secrets.redact, default_project=extras.get("default_project"))
 
 
 SIGNING_KEY_ENV = "EDGEGATE_SIGNING_KEY"

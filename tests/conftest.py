@@ -22,6 +22,7 @@ def fresh_home(tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "100")
     for name in _SCRUBBED:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("QAIHUB_CLIENT_INI", str(tmp_path / "no-client.ini"))  # never the developer's own
     return home
 
 

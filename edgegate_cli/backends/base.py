@@ -63,6 +63,21 @@ def sdk_output_to_stderr() -> Iterator[None]:
         yield
 
 
+class Notice(str):
+    """A progress line that is also an event of the run (`run_events`, e.g. a resubmitted AI Hub job).
+
+    It is a plain str to every progress callback; `execute_run` records the ones a backend reports while
+    measuring, under `code` (e.g. "AIHUB_RESUBMITTED").
+    """
+
+    code: str
+
+    def __new__(cls, code: str, text: str) -> Notice:
+        notice = super().__new__(cls, text)
+        notice.code = code
+        return notice
+
+
 class DeviceInfo(BaseModel):
     """One device a backend can run on (`edgegate probe devices`)."""
 

@@ -94,9 +94,31 @@ def _environment(p: dict, payloads: list[dict]) -> list[str]:
     return out
 
 
+def _resubmissions(payloads: list[dict]) -> list[str]:
+    """AI Hub jobs resubmitted or recompiled, and payload notes, as the payloads' provenance records them
+    (nothing at all when there were none, so other bundles render as before)."""
+    rows = []
+    for payload in payloads:
+        prov = payload.get("edgegate") if isinstance(payload.get("edgegate"), dict) else {}
+        earlier = [f"{a.get('job_id')} ({a.get('failure_type')}: {a.get('reason')})"
+                   for a in prov.get("attempts") or []]
+        recompiled = prov.get("recompiled_after") or {}
+        if recompiled:
+            earlier.append(f"recompiled after {recompiled.get('job_id')} ({recompiled.get('failure_type')}) on "
+                           f"{recompiled.get('target_model_id')}")
+        if earlier or prov.get("notes"):
+            rows.append([prov.get("device"), prov.get("label"), prov.get("job_id"), "; ".join(earlier) or None,
+                         "; ".join(prov.get("notes") or []) or None])
+    if not rows:
+        return []
+    return ["## AI Hub resubmissions and notes", ""] + _table(
+        ["device", "job", "collected", "earlier attempts", "notes"], sorted(rows, key=lambda r: (r[0], r[1]))) + [""]
+
+
 def render_report(predicate: dict, metrics: dict, payloads: list[dict]) -> bytes:
     """The report.md bytes for a bundle (UTF-8, LF line endings, trailing LF)."""
     lines = _verdict(predicate) + _gates(predicate) + _metrics(metrics) + _environment(predicate, payloads)
+    lines += _resubmissions(payloads)
     measured = sum(1 for r in predicate["raw"] if not r["warmup"])
     lines += ["## Evidence", "", f"{len(predicate['raw'])} raw payloads ({measured} measurement repeats, "
               f"{len(predicate['raw']) - measured} warmup) under raw/. Check this bundle with "

@@ -17,14 +17,14 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from ..backends.base import MeasureRequest, Progress, sdk_output_to_stderr
+from ..backends.base import MeasureRequest, Notice, Progress, sdk_output_to_stderr
 from ..canonical import canonical_json
 from ..errors import EdgeGateError, Verdict
 from ..gating.evaluate import Evaluation, GateResult, verdict_from_payloads
 from ..measure.mapping import MetricValue
 from ..spec.pipeline import Pipeline
 from ..store.artifacts import add_ref, store_bytes
-from ..store.runs import Heartbeat, create_run, transition
+from ..store.runs import Heartbeat, create_run, record_notices, transition
 from ..store.state import record_audit
 from ..store.workspace import Workspace
 from .inputs import ingest_model, model_inputs
@@ -179,7 +179,17 @@ def _execute(job: _RunJob) -> RunOutcome:
         cases=effective_cases(pack.document) if pack else None,
         promptpack={"id": pack.pack_id, "version": pack.version, "sha256": pack.sha256} if pack else None)
         for device in pipeline.devices]
-    raw = measure_devices(job.backend, requests, progress)
+    notices: list[tuple[str, str, str]] = []
+
+    def measuring(text, *args, **kwargs) -> None:  # device threads call it under measure_devices' lock
+        if isinstance(text, Notice):  # e.g. a resubmitted AI Hub job: an event of the run, not just a line
+            notices.append((ws.db.now(), text.code, str(text)))
+        progress(text, *args, **kwargs)
+
+    try:
+        raw = measure_devices(job.backend, requests, measuring)
+    finally:
+        record_notices(ws.db, run_id, notices)
     # Device evidence joins its device's payloads after the measured repeats.
     raw.extend(RawPayload(device=e.device, repeat_index=1000 + i, warmup=False, data=e.payload)
                for i, e in enumerate(job.device_evidence))

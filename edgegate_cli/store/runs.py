@@ -134,6 +134,17 @@ def transition(db: StateDatabase, run_id: str, status: str, detail: str | None =
         db["run_events"].insert({"run_id": run_id, "status": status, "detail": detail, "at": now})
 
 
+def record_notices(db: StateDatabase, run_id: str, notices: list[tuple[str, str, str]]) -> None:
+    """Events a backend reported while measuring ((at, code, text), e.g. an AI Hub job resubmitted), one
+    run_events row each with the run's status unchanged ("running") and "CODE: text" as the detail."""
+    if not notices:
+        return
+    with db.atomic():
+        for at, code, text in notices:
+            db["run_events"].insert({"run_id": run_id, "status": "running",
+                                     "detail": db.ctx.secrets.redact(f"{code}: {text}"), "at": at})
+
+
 def _finish(db: StateDatabase, run_id: str, status: str, fields: dict) -> None:
     now = db.now()
     db["runs"].update(run_id, {"status": status, "updated_at": now, "finished_at": now, **fields})

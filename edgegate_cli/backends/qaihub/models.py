@@ -1,5 +1,6 @@
 """Models and data on AI Hub for the qaihub backend: upload once per sha256, compile once per (sha256,
-device, options, SDK version), the input dataset, and the agreement of AI Hub's outputs with references.
+device, options, SDK and toolchain version), the input dataset, and the agreement of AI Hub's outputs with
+references.
 
 Cached ids are checked before use (one `get_model` GET): a model deleted on AI Hub, or one that belongs
 to another account, is uploaded or compiled again instead of failing the job.
@@ -11,6 +12,7 @@ import json
 from pathlib import Path
 
 from ...canonical import file_sha256, model_identity
+from ...errors import CollectionFailed, EdgeGateError
 from .jobs import backend_error, is_auth_error, sdk_errors, submit_with_retry
 
 COMPILE_OPTIONS = "--target_runtime qnn_dlc"  # QNN runs on every Snapdragon device AI Hub offers
@@ -51,9 +53,11 @@ def existing_model(backend, model_id: str):
         raise backend_error(exc, backend.settings, f"reading model {model_id}") from None
 
 
-def source_model(backend, path: str, sha256: str, progress):
+def source_model(backend, path: str, sha256: str, progress, deadline: float | None = None):
     """The uploaded model for these bytes: the cached AI Hub id if it still exists, else a new upload."""
     with backend.upload_lock:
+        if sha256 in backend.failed_uploads:  # another device of this run already tried, and failed
+            raise backend.failed_uploads[sha256]
         cached = backend.cache.model_id(sha256)
         model = existing_model(backend, cached) if cached else None
         if model is not None:
@@ -61,44 +65,67 @@ def source_model(backend, path: str, sha256: str, progress):
         if cached:
             backend.cache.drop_model(sha256)
         progress(f"uploading {Path(path).name} to AI Hub")
-        model = submit_with_retry(lambda: backend.client.upload_model(path, name=Path(path).name),
-                                  f"{Path(path).name}: upload", backend.settings, progress)
+        try:
+            model = submit_with_retry(lambda: backend.client.upload_model(path, name=Path(path).name),
+                                      f"{Path(path).name}: upload", backend.settings, progress, deadline=deadline)
+        except EdgeGateError as err:
+            backend.failed_uploads[sha256] = err
+            raise
         backend.cache.put_model(sha256, model.model_id)
         return model
 
 
 def start_compile(backend, path: str, sha256: str, specs: dict | None, device: str, progress, name: str,
-                  form: str = "onnx"):
+                  form: str = "onnx", *, deadline: float | None = None, use_cache: bool = True):
     """(compiled model, None) from the cache, or (None, compile job) just submitted.
 
-    A TFLite model runs as uploaded (AI Hub compiles ONNX, AIMET and TorchScript, not TFLite).
+    A TFLite model runs as uploaded (AI Hub compiles ONNX, AIMET and TorchScript, not TFLite). Without
+    `use_cache` the cached compile is dropped and the model compiled again (it failed on the device).
     """
-    from qai_hub.client import Device
+    from .submit import find_job
 
     if form == "tflite":
-        return source_model(backend, path, sha256, progress), None
-    key = (sha256, device, compile_options_key(specs), backend.sdk_version)
+        return source_model(backend, path, sha256, progress, deadline), None
+    key = compile_key(backend, sha256, device, specs)
     cached = backend.cache.target_model_id(*key)
-    if cached:
+    if cached and not use_cache:
+        backend.cache.drop_compiled(*key)
+    elif cached:
         target = existing_model(backend, cached)
         if target is not None:
             progress(f"{device}: compiled model {cached} (cached)")
             return target, None
         backend.cache.drop_compiled(*key)
-    model = source_model(backend, path, sha256, progress)
-    job = submit_with_retry(
-        lambda: backend.client.submit_compile_job(model, Device(name=device), name=name, options=COMPILE_OPTIONS,
-                                                  input_specs=sdk_input_specs(specs)),
-        f"{device}: compile job", backend.settings, progress)
+    model = source_model(backend, path, sha256, progress, deadline)
+    job = submit_with_retry(lambda: compile_call(backend, model, device, specs, name), f"{device}: compile job",
+                            backend.settings, progress, deadline=deadline,
+                            find=lambda: find_job(backend.client, name, device, compile_job=True))
     progress(f"{device}: compile job {job.job_id} submitted")
     return None, job
+
+
+def compile_key(backend, sha256: str, device: str, specs: dict | None) -> tuple:
+    """The compile cache key: model, device, options and input specs, and the SDK and toolchain versions
+    (AI Hub's default QAIRT: when AI Hub moves on, cached compiles are not reused)."""
+    return sha256, device, compile_options_key(specs), backend.toolchain_key
+
+
+def compile_call(backend, model, device: str, specs: dict | None, name: str):
+    """Submit one compile job (no retries of EdgeGate's own: see submit_with_retry)."""
+    from qai_hub.client import Device
+
+    return backend.client.submit_compile_job(model, Device(name=device), name=name, options=COMPILE_OPTIONS,
+                                             input_specs=sdk_input_specs(specs), retry=False)
 
 
 def finish_compile(backend, sha256: str, specs: dict | None, device: str, job):
     """The target model of a successful compile job, recorded in the cache."""
     target = job.get_target_model()
-    backend.cache.put_compiled(sha256, device, compile_options_key(specs), backend.sdk_version,
-                               compile_job_id=job.job_id, target_model_id=target.model_id)
+    if target is None:  # the SDK's answer when AI Hub seeded no target model (a legacy server)
+        raise CollectionFailed(f"{device}: AI Hub compile job {job.job_id} succeeded but names no compiled model",
+                               hint=f"see {job.url}; rerun, and tell AI Hub support if it repeats")
+    backend.cache.put_compiled(*compile_key(backend, sha256, device, specs), compile_job_id=job.job_id,
+                               target_model_id=target.model_id)
     return target
 
 

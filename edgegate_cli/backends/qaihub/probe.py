@@ -77,16 +77,18 @@ def _failed(device: str, what: str, job, status, redact) -> str:
     return f"failed on {device}: {what} job {job.job_id}: {redact(status.message or 'no reason given')}"
 
 
-def _probe_device(backend, device: str, models: list[ProbeModel], deadline: float, progress: Progress):
+def _probe_device(backend, device: str, models: list[ProbeModel], deadline: float, progress: Progress,
+                  tag: str = "edgegate probe"):
     """(payload data list, form → result, job logs readable) for one device."""
     from qai_hub.client import Device
 
-    poll = dict(deadline=deadline, first_interval=backend.settings.poll_s, settings=backend.settings)
+    poll = dict(deadline=deadline, first_interval=backend.settings.poll_s, settings=backend.settings,
+                progress=progress)
     by_form = {m.form: m for m in models}
     targets, compiles, results = {}, {}, {}
     for m in models:
         targets[m.form], compiles[m.form] = start_compile(backend, m.path, m.sha256, m.specs, device, progress,
-                                                          "edgegate probe", m.form)
+                                                          f"{tag} {m.form}", m.form, deadline=deadline)
     compiles = {f: j for f, j in compiles.items() if j is not None}
     for form, status in poll_jobs(compiles, describe=f"{device}: probe compile", **poll).items():
         if status.failure:
@@ -164,7 +166,8 @@ def probe_qaihub(backend, probe_run_id: str, progress: Progress) -> ProbeOutcome
         models = _prepare(backend, Path(tmp), safe)
         deadline = time.monotonic() + PROBE_TIMEOUT_S
         with ThreadPoolExecutor(max_workers=len(devices), thread_name_prefix="edgegate-probe") as pool:
-            found = list(pool.map(lambda d: _probe_device(backend, d, models, deadline, safe), devices))
+            found = list(pool.map(lambda d: _probe_device(backend, d, models, deadline, safe,
+                                                          f"edgegate {probe_run_id}"), devices))
     payloads, forms, logs = [], {}, False
     for device, (datas, results, readable) in zip(devices, found, strict=True):
         payloads += [RawPayload(device=device, repeat_index=len(payloads) + i, warmup=False, data=d)
