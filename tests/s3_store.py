@@ -75,9 +75,9 @@ class SeaweedFS:
         self.client().create_bucket(Bucket=name)
         return name
 
-    def delete_bucket(self, name: str) -> None:
-        """Delete a bucket and everything in it."""
-        client = self.client()
+    def delete_bucket(self, name: str, client=None) -> None:
+        """Delete a bucket and everything in it (with `client`, or a new admin client)."""
+        client = client or self.client()
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
             for obj in page.get("Contents", []):
                 client.delete_object(Bucket=name, Key=obj["Key"])
@@ -183,7 +183,7 @@ def _launch(data_dir: Path, keys: dict[str, str], config: Path) -> SeaweedFS:
     ports["admin.port"], ports["admin.port.grpc"] = _free_port_pair(GRPC_OFFSET, exclude=ports.values())
     args = [str(WEED), "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             "-master.telemetry=false", "-webdav=false", "-admin.ui=false", "-volume.preStopSeconds=0",
-            "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={config}",
+            "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.autoCreateBucket=false", f"-s3.config={config}",
             f"-s3.localSocket={data_dir / 's3.sock'}", f"-filer.localSocket={data_dir / 'filer.sock'}",
             *(f"-{flag}={port}" for flag, port in ports.items())]
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(data_dir), "TMPDIR": str(data_dir)}
@@ -273,9 +273,10 @@ def s3_server(tmp_path_factory) -> Iterator[SeaweedFS]:
 @pytest.fixture
 def s3_bucket(s3_server) -> Iterator[str]:
     """A fresh, empty bucket on the session's server, deleted with its contents after the test."""
+    client = s3_server.client()  # made now: the test may change the AWS_* environment that boto3 reads
     name = s3_server.create_bucket()
     yield name
-    s3_server.delete_bucket(name)
+    s3_server.delete_bucket(name, client)
 
 
 @pytest.fixture
