@@ -69,13 +69,14 @@ class Fetcher:
               on_progress: Progress | None = None) -> FetchResult:
         """Download `blob` to `dest`, verified; return what it took. Raises LengthMismatch/DigestMismatch
         (exit 1), Store* errors (2 or 3) once retries are spent; `dest` is then untouched."""
-        from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+        from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
         started = time.monotonic()
-        retrying = Retrying(stop=stop_after_attempt(self.retry.attempts), reraise=True,
+        policy = self.retry
+        retrying = Retrying(stop=stop_after_attempt(policy.attempts), reraise=True,
                             retry=retry_if_exception(is_transient),
-                            wait=wait_exponential_jitter(initial=self.retry.initial_wait, max=self.retry.max_wait,
-                                                         jitter=self.retry.initial_wait))
+                            wait=wait_exponential(multiplier=policy.initial_wait, max=policy.max_wait)
+                            + wait_random(0, policy.initial_wait))
         number = 0
         try:
             for attempt in retrying:
