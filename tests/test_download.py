@@ -202,3 +202,19 @@ def test_one_fetcher_serves_many_blobs(server, tmp_path):
         first = fetcher.fetch(Blob(server.url("/a"), hashlib.sha256(b"a" * 10).hexdigest(), 10), tmp_path / "a")
         second = fetcher.fetch(Blob(server.url("/b"), hashlib.sha256(b"b" * 20).hexdigest(), 20), tmp_path / "b")
     assert (first.attempts, second.attempts) == (1, 2)
+
+
+@pytest.mark.parametrize("route_options,error", [({}, None), ({"corrupt": True}, DigestMismatch),
+                                                 ({"extra": b"!", "chunked": True}, LengthMismatch)])
+def test_large_blobs_hashed_in_a_second_thread(server, tmp_path, route_options, error):
+    """From 8 MiB on, sha256 runs in a second thread: the same bytes verify, wrong or extra ones do not."""
+    data = os.urandom(9 << 20)
+    server.add("/big", Route(data, **route_options))
+    blob = Blob(server.url("/big"), hashlib.sha256(data).hexdigest(), len(data))
+    if error is None:
+        _fetch(blob, tmp_path / "big")
+        assert hashlib.sha256((tmp_path / "big").read_bytes()).hexdigest() == blob.sha256
+    else:
+        with pytest.raises(error):
+            _fetch(blob, tmp_path / "big")
+        assert _leftovers(tmp_path) == []
