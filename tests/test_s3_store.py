@@ -115,3 +115,27 @@ def test_a_server_that_ignores_sigterm_is_killed(tmp_path):
         assert server.stop(timeout=0.5) == -signal.SIGKILL
     assert _pid_gone(server.process.pid)
     assert _refuses_connections(server.ports["s3.port"])
+
+
+def test_a_device_identity_can_be_scoped_to_its_own_status_key(tmp_path):
+    """SeaweedFS scopes actions to key prefixes (`Write:BUCKET/prefix*`), as an IAM policy does on AWS: a
+    device's keys read releases and write its own status/<device>/ keys, and nothing else."""
+    from s3_store import identity
+
+    entry, access, secret = identity("dev-1", ["Read:fleet/releases/*", "List:fleet",
+                                               "Write:fleet/status/dev-1/*"])
+    with running_seaweedfs(tmp_path / "weed", extra_identities=[entry]) as server:
+        admin = server.client()
+        admin.create_bucket(Bucket="fleet")
+        admin.put_object(Bucket="fleet", Key="releases/stable.json", Body=b"{}")
+        admin.put_object(Bucket="fleet", Key="keys/private.json", Body=b"{}")
+        device = server.client(access, secret)
+        assert device.get_object(Bucket="fleet", Key="releases/stable.json")["Body"].read() == b"{}"
+        device.put_object(Bucket="fleet", Key="status/dev-1/status.json", Body=b'{"ok":true}')
+        for call in (lambda: device.get_object(Bucket="fleet", Key="keys/private.json"),
+                     lambda: device.put_object(Bucket="fleet", Key="status/dev-2/status.json", Body=b"{}"),
+                     lambda: device.put_object(Bucket="fleet", Key="releases/stable.json", Body=b"{}")):
+            with pytest.raises(ClientError) as excinfo:
+                call()
+            assert _error_code(excinfo) == (403, "AccessDenied")
+        assert admin.get_object(Bucket="fleet", Key="releases/stable.json")["Body"].read() == b"{}"
