@@ -160,10 +160,14 @@ class StoreNotFound(NotFound):
 
 
 class StoreUnreachable(RunError):
-    """No answer from the store: connection refused or reset, DNS, TLS, timeout (exit 3; transient)."""
+    """No usable connection to the store: refused or reset, DNS, timeout (transient), or TLS verification
+    failed (not transient: asking again meets the same certificate)."""
 
     code = "STORE_UNREACHABLE"
-    transient = True
+
+    def __init__(self, message: str, *, transient: bool = True, **kwargs):
+        super().__init__(message, **kwargs)
+        self.transient = transient
 
 
 class StoreError(RunError):

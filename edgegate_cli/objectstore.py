@@ -72,11 +72,12 @@ class ObjectStore:
     """One bucket (and key prefix) of an S3-compatible store.
 
     `endpoint_url` overrides the chain's endpoint; `profile` selects an AWS profile; `max_attempts` is
-    botocore's own retry budget per API call (1 = no retry, for callers that retry themselves)."""
+    botocore's own retry budget per API call (1 = no retry, for callers that retry themselves);
+    `ca_bundle` is a PEM file of CAs to trust instead of botocore's (AWS_CA_BUNDLE works too)."""
 
     def __init__(self, location: S3Location | str, *, endpoint_url: str | None = None,
                  profile: str | None = None, region: str | None = None, max_attempts: int = 3,
-                 connect_timeout: float = 10, read_timeout: float = 60):
+                 connect_timeout: float = 10, read_timeout: float = 60, ca_bundle: Path | str | None = None):
         self.location = parse_s3_url(location) if isinstance(location, str) else location
         if endpoint_url is not None and urlsplit(endpoint_url).scheme not in ("http", "https"):
             raise InvalidInput(f"endpoint {safe_endpoint(endpoint_url)!r} is not an http:// or https:// URL")
@@ -88,6 +89,7 @@ class ObjectStore:
             try:
                 self._client = session.client(
                     "s3", endpoint_url=endpoint_url, region_name=region or session.region_name or "us-east-1",
+                    verify=str(ca_bundle) if ca_bundle else None,
                     config=Config(connect_timeout=connect_timeout, read_timeout=read_timeout,
                                   retries={"mode": "standard", "total_max_attempts": max_attempts}))
             except ValueError:  # botocore: "Invalid endpoint: <url>" (from the argument or AWS_ENDPOINT_URL*)

@@ -74,7 +74,7 @@ def map_store_error(exc: BaseException, url: str, endpoint: str | None = None) -
                   | bce.NoAuthTokenError | bce.SSOError | bce.TokenRetrievalError):
         return StoreCredentialsMissing(f"{url}: no usable S3 credentials were found", hint=CREDENTIALS_HINT)
     if isinstance(exc, bce.SSLError):
-        return StoreUnreachable(f"{url}: TLS with {where} failed (certificate or handshake)",
+        return StoreUnreachable(f"{url}: TLS with {where} failed (certificate or handshake)", transient=False,
                                 hint="check the endpoint's certificate, or AWS_CA_BUNDLE for a private CA")
     if isinstance(exc, bce.ConnectionError | bce.HTTPClientError | bce.IncompleteReadError
                   | urllib3.exceptions.HTTPError):

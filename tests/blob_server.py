@@ -1,9 +1,10 @@
 """A real HTTP/1.1 file server on 127.0.0.1 (stdlib http.server, one thread per connection) whose routes
 can misbehave on purpose: declare or send extra bytes, send wrong or fewer bytes, fail the first N
-requests with a status or by dropping the connection mid-body, redirect."""
+requests with a status or by dropping the connection mid-body, redirect. Optionally over TLS (trustme)."""
 
 from __future__ import annotations
 
+import ssl
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -97,12 +98,18 @@ class _Server(ThreadingHTTPServer):
 class BlobServer:
     """`with BlobServer() as server: server.add("/x", Route(b"..."))`; `server.url("/x")`."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
+        """`tls`: a trustme.LeafCert (from `ca.issue_cert("127.0.0.1")`) to serve https:// with."""
         self.httpd = _Server(("127.0.0.1", 0), _Handler)
         self.httpd.errors = []
         self.httpd.routes = {}
         self.httpd.lock = threading.Lock()
         self.port = self.httpd.server_address[1]
+        self.scheme = "https" if tls else "http"
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.configure_cert(context)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), name="blob-server",
                                         daemon=True)
 
@@ -111,7 +118,7 @@ class BlobServer:
         return route
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def __enter__(self) -> BlobServer:
         self._thread.start()

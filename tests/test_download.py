@@ -17,6 +17,7 @@ from edgegate_cli.errors import (
     InvalidInput,
     LengthMismatch,
     StoreCredentialsMissing,
+    StoreDenied,
     StoreError,
     StoreNotFound,
     StoreUnreachable,
@@ -218,3 +219,59 @@ def test_large_blobs_hashed_in_a_second_thread(server, tmp_path, route_options, 
         with pytest.raises(error):
             _fetch(blob, tmp_path / "big")
         assert _leftovers(tmp_path) == []
+
+
+@pytest.fixture(scope="module")
+def tls_ca():
+    import trustme
+
+    return trustme.CA()
+
+
+def test_https_with_a_private_ca(tls_ca, tmp_path):
+    """https:// verifies the server against the given CA bundle (e.g. a fleet's own CA)."""
+    ca_file = tmp_path / "ca.pem"
+    tls_ca.cert_pem.write_to_path(str(ca_file))
+    with BlobServer(tls=tls_ca.issue_cert("127.0.0.1")) as tls_server:
+        tls_server.add("/blob", Route(DATA))
+        fetch_blob(Blob(tls_server.url("/blob"), SHA, len(DATA)), tmp_path / "m", retry=FAST, ca_bundle=ca_file)
+    assert (tmp_path / "m").read_bytes() == DATA
+
+
+def test_an_untrusted_certificate_is_refused_at_once(tls_ca, tmp_path):
+    """Without the CA, TLS verification fails: STORE_UNREACHABLE, not retried (same certificate next time),
+    and no request reached the server."""
+    with BlobServer(tls=tls_ca.issue_cert("127.0.0.1")) as tls_server:
+        route = tls_server.add("/blob", Route(DATA))
+        with pytest.raises(StoreUnreachable) as excinfo:
+            _fetch(Blob(tls_server.url("/blob"), SHA, len(DATA)), tmp_path / "m")
+    assert excinfo.value.message == f"{tls_server.url('/blob')}: TLS certificate verification failed"
+    assert excinfo.value.transient is False and route.requests == 0
+
+
+def test_a_redirect_from_https_to_http_is_refused_before_the_request(tls_ca, server, tmp_path):
+    """The plain-http target never sees a request: model bytes do not travel in the clear."""
+    ca_file = tmp_path / "ca.pem"
+    tls_ca.cert_pem.write_to_path(str(ca_file))
+    target = server.add("/blob", Route(DATA))
+    with BlobServer(tls=tls_ca.issue_cert("127.0.0.1")) as tls_server:
+        tls_server.add("/old", Route(b"", redirect=server.url("/blob")))
+        with pytest.raises(StoreDenied) as excinfo:
+            fetch_blob(Blob(tls_server.url("/old"), SHA, len(DATA)), tmp_path / "m", retry=FAST, ca_bundle=ca_file)
+    assert excinfo.value.message == f"{tls_server.url('/old')}: redirected from https to plain http; refused"
+    assert target.requests == 0
+
+
+def test_a_redirect_loop_is_bounded(server, tmp_path):
+    loop = server.add("/loop", Route(b"", redirect="/loop"))
+    with pytest.raises(StoreError) as excinfo:
+        _fetch(Blob(server.url("/loop"), SHA, 1), tmp_path / "m")
+    assert excinfo.value.message == f"{server.url('/loop')}: more than 5 redirects"
+    assert loop.requests == 6
+
+
+def test_a_missing_ca_bundle_is_invalid_input(server, tmp_path):
+    server.add("/blob", Route(DATA))
+    with pytest.raises(InvalidInput) as excinfo:
+        fetch_blob(Blob(server.url("/blob"), SHA, len(DATA)), tmp_path / "m", ca_bundle=tmp_path / "absent.pem")
+    assert excinfo.value.message == f"{tmp_path / 'absent.pem'}: not a readable PEM file of CA certificates"

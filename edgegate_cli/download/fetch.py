@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import EdgeGateError
+from ..errors import EdgeGateError, InvalidInput
 from .blob import Blob
 from .sources import CHUNK, open_chunks
 from .verify import Progress, write_verified
@@ -43,11 +43,14 @@ def is_transient(exc: BaseException) -> bool:
 class Fetcher:
     """Downloads blobs over one HTTP connection pool and one S3 client per bucket; use as a context
     manager (or call close()). `endpoint_url`/`profile` apply to s3:// locations, whose credentials come
-    from the standard AWS chain (objectstore.py)."""
+    from the standard AWS chain (objectstore.py); `ca_bundle` (a PEM file) replaces the system's CAs for
+    https:// and s3:// over https, e.g. a fleet's private CA."""
 
     def __init__(self, *, retry: RetryPolicy = RetryPolicy(), connect_timeout: float = 10, read_timeout: float = 60,
-                 endpoint_url: str | None = None, profile: str | None = None, chunk_size: int = CHUNK):
+                 endpoint_url: str | None = None, profile: str | None = None, chunk_size: int = CHUNK,
+                 ca_bundle: Path | str | None = None):
         self.retry = retry
+        self.ca_bundle = ca_bundle  # PEM file of CAs to trust for https:// instead of the system's
         self.chunk_size = chunk_size
         self._timeouts = (connect_timeout, read_timeout)
         self._s3 = {"endpoint_url": endpoint_url, "profile": profile}
@@ -96,8 +99,8 @@ class Fetcher:
             import httpx
 
             connect, read = self._timeouts
-            self._http = httpx.Client(follow_redirects=True, max_redirects=5, trust_env=True,
-                                      timeout=httpx.Timeout(read, connect=connect))
+            verify = _tls_context(self.ca_bundle) if self.ca_bundle else True
+            self._http = httpx.Client(verify=verify, trust_env=True, timeout=httpx.Timeout(read, connect=connect))
         return self._http
 
     def _store(self, bucket: str):
@@ -106,8 +109,18 @@ class Fetcher:
 
             connect, read = self._timeouts
             self._stores[bucket] = ObjectStore(parse_s3_url(f"s3://{bucket}"), max_attempts=1,
-                                               connect_timeout=connect, read_timeout=read, **self._s3)
+                                               connect_timeout=connect, read_timeout=read,
+                                               ca_bundle=self.ca_bundle, **self._s3)
         return self._stores[bucket]
+
+
+def _tls_context(ca_bundle: Path | str):
+    import ssl
+
+    try:
+        return ssl.create_default_context(cafile=str(ca_bundle))
+    except (OSError, ssl.SSLError):
+        raise InvalidInput(f"{ca_bundle}: not a readable PEM file of CA certificates") from None
 
 
 def fetch_blob(blob: Blob, dest: Path | str, **options) -> FetchResult:

@@ -21,6 +21,7 @@ from ..errors import (
 from .blob import Blob, scheme_of
 
 CHUNK = 1 << 20
+MAX_REDIRECTS = 5
 
 
 @contextmanager
@@ -50,18 +51,35 @@ def _http_chunks(blob: Blob, http, chunk_size: int):
     import httpx
 
     try:
-        with http.stream("GET", blob.location, headers={"Accept-Encoding": "identity"}) as response:
+        response = _follow_redirects(blob, http)
+        try:
             _check_http_response(blob, response)
             length = response.headers.get("Content-Length")
             if length is not None and length.isdigit() and int(length) > blob.size:
                 raise _too_long(blob, int(length))
             yield _guarded(response.iter_raw(chunk_size), blob)
-    except httpx.UnsupportedProtocol:
-        raise StoreError(f"{blob.where}: redirected to a URL that is not http(s); refused") from None
-    except httpx.TooManyRedirects:
-        raise StoreError(f"{blob.where}: too many redirects") from None
+        finally:
+            response.close()
     except httpx.TransportError as exc:  # raised while connecting (the body's errors are mapped in _guarded)
         raise _unreachable(blob, exc) from None
+
+
+def _follow_redirects(blob: Blob, http):
+    """GET, following up to MAX_REDIRECTS redirects by hand so that one from https to anything else is
+    refused before a request goes out in the clear (model files may be confidential)."""
+    request = http.build_request("GET", blob.location, headers={"Accept-Encoding": "identity"})
+    for _ in range(MAX_REDIRECTS + 1):
+        response = http.send(request, stream=True, follow_redirects=False)
+        if not response.has_redirect_location:
+            return response
+        response.close()
+        request = response.next_request
+        if request.url.scheme not in ("http", "https"):
+            raise StoreError(f"{blob.where}: redirected to a URL that is not http(s); refused")
+        if scheme_of(blob.location) == "https" and request.url.scheme != "https":
+            raise StoreDenied(f"{blob.where}: redirected from https to plain http; refused",
+                              hint="the server must keep the download on https")
+    raise StoreError(f"{blob.where}: more than {MAX_REDIRECTS} redirects")
 
 
 def _guarded(chunks: Iterator[bytes], blob: Blob) -> Iterator[bytes]:
@@ -74,15 +92,28 @@ def _guarded(chunks: Iterator[bytes], blob: Blob) -> Iterator[bytes]:
 
 
 def _unreachable(blob: Blob, exc) -> StoreUnreachable:
+    if _cert_failure(exc):
+        return StoreUnreachable(f"{blob.where}: TLS certificate verification failed", transient=False,
+                                hint="the server's certificate is not trusted: fix it, or give the CA bundle")
     what = "timed out" if "Timeout" in type(exc).__name__ else "did not answer or the connection broke"
     return StoreUnreachable(f"{blob.where}: the server {what} ({type(exc).__name__})",
                             hint="check the URL and the network; transient failures are retried")
 
 
+def _cert_failure(exc: BaseException | None) -> bool:
+    """Whether an ssl.SSLCertVerificationError is in the exception's cause/context chain."""
+    import ssl
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 def _check_http_response(blob: Blob, response) -> None:
     status = response.status_code
-    if scheme_of(blob.location) == "https" and response.url.scheme != "https":
-        raise StoreDenied(f"{blob.where}: redirected from https to plain http; refused")
     if status == 200:
         return
     if status in (404, 410):
