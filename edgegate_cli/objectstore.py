@@ -40,7 +40,9 @@ class S3Location:
         return f"{self.prefix}/{name}" if self.prefix else name
 
     def url(self, key: str | None = None) -> str:
-        return f"s3://{self.bucket}/{self.prefix if key is None else key}".rstrip("/")
+        """`s3://bucket/key` (or the prefix) as it may be shown: control characters come out escaped."""
+        url = f"s3://{self.bucket}/{self.prefix if key is None else key}".rstrip("/")
+        return repr(url) if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url) else url
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,13 @@ def test_put_file_streams_a_multipart_upload(aws_env, s3_bucket, tmp_path):
     assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
 
 
+def test_a_key_with_control_characters_is_shown_escaped(aws_env, s3_bucket):
+    """Keys are the caller's; an error naming one never echoes its control characters raw."""
+    with pytest.raises(StoreNotFound) as excinfo, ObjectStore(f"s3://{s3_bucket}").get_stream("a\x1b[2Jb", max_bytes=1):
+        pass
+    assert excinfo.value.message.startswith(f"'s3://{s3_bucket}/a\\x1b[2Jb': no such object at ")
+
+
 def test_put_file_of_a_missing_file(aws_env, s3_bucket, tmp_path):
     with pytest.raises(InvalidInput) as excinfo:
         ObjectStore(f"s3://{s3_bucket}").put_file("k", tmp_path / "absent.bin")
