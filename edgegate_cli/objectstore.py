@@ -86,6 +86,7 @@ class ObjectStore:
         with store_errors(self.location.url()):
             import boto3
             from botocore.config import Config
+            from botocore.exceptions import BotoCoreError
 
             session = boto3.session.Session(profile_name=profile)
             try:
@@ -94,7 +95,9 @@ class ObjectStore:
                     verify=str(ca_bundle) if ca_bundle else None,
                     config=Config(connect_timeout=connect_timeout, read_timeout=read_timeout,
                                   retries={"mode": "standard", "total_max_attempts": max_attempts}))
-            except ValueError:  # botocore: "Invalid endpoint: <url>" (from the argument or AWS_ENDPOINT_URL*)
+            except ValueError as exc:  # botocore: "Invalid endpoint: <url>" (the argument or AWS_ENDPOINT_URL*)
+                if isinstance(exc, BotoCoreError):  # e.g. InvalidRegionError is a ValueError too
+                    raise
                 raise InvalidInput(f"{self.location.url()}: the S3 endpoint URL is not valid",
                                    hint="set AWS_ENDPOINT_URL to http(s)://HOST:PORT") from None
         self.endpoint_url = self._client.meta.endpoint_url

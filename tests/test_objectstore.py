@@ -211,6 +211,13 @@ def test_an_invalid_endpoint_url(aws_env, monkeypatch):
     assert excinfo.value.message == "s3://releases: the S3 endpoint URL is not valid"
 
 
+def test_an_invalid_region(aws_env, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "not a region!")
+    with pytest.raises(InvalidInput) as excinfo:
+        ObjectStore("s3://releases")
+    assert excinfo.value.message == "s3://releases: the S3 client configuration is invalid (InvalidRegionError)"
+
+
 def _client_error(status: int, code: str):
     from botocore.exceptions import ClientError
 
