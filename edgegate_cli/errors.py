@@ -162,3 +162,59 @@ class ManifestExpired(VerificationFailed):
 
 class ManifestInvalid(VerificationFailed):
     code = "MANIFEST_INVALID"
+
+
+# --- Object stores and verified downloads (SPEC §10.5; issue 15) ---------------------------------------
+# "Store" is wherever a blob is fetched from: an S3-compatible bucket, an HTTP(S) server, an export directory.
+# `transient` says whether trying again later may succeed (the download retry policy reads it).
+
+
+class StoreCredentialsMissing(InvalidInput):
+    """No S3 credentials in the standard AWS chain (env, AWS_PROFILE, ~/.aws), or a named profile is absent."""
+
+    code = "STORE_CREDENTIALS_MISSING"
+
+
+class StoreDenied(InvalidInput):
+    """The store refused the request: wrong key, bad signature, or no permission for this bucket/key."""
+
+    code = "STORE_DENIED"
+
+
+class StoreNotFound(NotFound):
+    """The bucket, key, URL or file does not exist."""
+
+    code = "STORE_NOT_FOUND"
+
+
+class StoreUnreachable(RunError):
+    """No usable connection to the store: refused or reset, DNS, timeout (transient), or TLS verification
+    failed (not transient: asking again meets the same certificate)."""
+
+    code = "STORE_UNREACHABLE"
+
+    def __init__(self, message: str, *, transient: bool = True, **kwargs):
+        super().__init__(message, **kwargs)
+        self.transient = transient
+
+
+class StoreError(RunError):
+    """The store answered with an error that is not ours to fix (5xx, throttling, unexpected status)."""
+
+    code = "STORE_ERROR"
+
+    def __init__(self, message: str, *, transient: bool = False, **kwargs):
+        super().__init__(message, **kwargs)
+        self.transient = transient
+
+
+class LengthMismatch(VerificationFailed):
+    """A blob is longer or shorter than its declared length (reading stops at the declared length)."""
+
+    code = "LENGTH_MISMATCH"
+
+
+class DigestMismatch(VerificationFailed):
+    """A blob's sha256 is not the declared one."""
+
+    code = "DIGEST_MISMATCH"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-pytest_plugins = ["aihub_double.fixtures", "bundle_evidence"]
+pytest_plugins = ["aihub_double.fixtures", "bundle_evidence", "s3_store"]
 
 _SCRUBBED = ("QAIHUB_API_TOKEN", "EDGEGATE_SIGNING_KEY", "EDGEGATE_QAIHUB_API_URL", "HTTP_PROXY",
              "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")

@@ -13,21 +13,23 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "edgegate_cli"
 HEAVY = ["onnx", "onnxruntime", "onnxruntime_genai", "qai_hub", "httpx", "nacl", "numpy", "scipy",
-         "sqlite_utils", "jsonschema", "pydantic", "yaml"]
+         "sqlite_utils", "jsonschema", "pydantic", "yaml", "boto3", "botocore", "tenacity", "uvicorn", "starlette",
+         "cryptography", "prometheus_client"]
 
 # Which way imports go. A unit is a package (`store`, `gating`, …) or a base module (`errors`, …);
 # a unit may import itself, the root package (`edgegate_cli/__init__.py`: version, data folders) and
 # exactly what its row lists. Nothing else, at module level or inside functions.
 BASE = {"context", "errors", "canonical", "config"}
 CORE = {"store", "spec", "measure", "backends", "gating", "runs", "evidence", "registry", "fleet", "rollout",
-        "agent", "download"}
+        "agent", "download", "objectstore"}
 ALLOWED: dict[str, set[str]] = {
     "cli": {"commands", "ui"} | CORE | BASE,
     "commands": {"ui"} | CORE | BASE,
     "ui": BASE,
     "runs": {"gating", "backends", "measure", "spec", "evidence", "registry", "fleet", "store"} | BASE,
-    "rollout": {"gating", "backends", "measure", "spec", "evidence", "registry", "fleet", "store"} | BASE,
-    "registry": {"evidence", "spec", "store", "download"} | BASE,
+    "rollout": {"gating", "backends", "measure", "spec", "evidence", "registry", "fleet", "store", "objectstore",
+                "download"} | BASE,
+    "registry": {"evidence", "spec", "store", "download", "objectstore"} | BASE,
     "fleet": {"evidence", "spec", "store"} | BASE,
     "gating": {"measure", "evidence", "spec", "store"} | BASE,
     "backends": {"measure", "spec", "store"} | BASE,
@@ -36,10 +38,13 @@ ALLOWED: dict[str, set[str]] = {
     "spec": {"store"} | BASE,
     "store": BASE,
     # The agent runs on devices: besides the base modules it may use only the read side of evidence.
-    "agent": {"evidence.dsse", "evidence.zip_safety", "evidence.release_manifest", "evidence.channel_manifest",
-              "download", "context", "errors", "canonical"},
-    "download": {"evidence.dsse", "evidence.release_manifest", "evidence.channel_manifest", "context", "errors",
-                 "canonical"},
+    "agent": {"evidence.dsse", "evidence.zip_safety", "evidence.release_manifest", "evidence.rollback_directive",
+              "evidence.signed_json", "evidence.channel_manifest", "download", "objectstore", "context", "errors",
+              "canonical"},
+    # The verified-download client (a public SDK, usable on devices) and the S3 access under it.
+    "download": {"evidence.dsse", "evidence.release_manifest", "evidence.signed_json", "evidence.channel_manifest",
+                 "objectstore", "context", "errors", "canonical"},
+    "objectstore": {"context", "errors", "canonical"},
     "config": {"context", "errors"},
     "canonical": {"errors"},
     "context": set(),
