@@ -38,12 +38,12 @@ def main() -> None:
     sys.path[:0] = [str(REPO), str(REPO / "tests")]
     from aihub_double import AIHubDouble
 
-    from edgegate_cli.backends.base import get_backend
-    from edgegate_cli.home import Home
-    from edgegate_cli.pipeline import load_pipeline
-    from edgegate_cli.probe import probe_backend
-    from edgegate_cli.runner import execute_run
-    from edgegate_cli.workspace import open_workspace
+    from edgegate_cli.backends.registry import get_backend
+    from edgegate_cli.runs.execute import RunRequest, execute_run
+    from edgegate_cli.runs.probe import probe_backend
+    from edgegate_cli.spec.pipeline import load_pipeline
+    from edgegate_cli.store.home import Home
+    from edgegate_cli.store.workspace import open_workspace
 
     with AIHubDouble(polls_before_done=0) as hub, tempfile.TemporaryDirectory(prefix="edgegate-bench-") as tmp:
         os.environ.update({"QAIHUB_API_TOKEN": hub.token, "EDGEGATE_QAIHUB_API_URL": hub.url,
@@ -61,7 +61,7 @@ def main() -> None:
                 ws = open_workspace(Home(home, "--home"))
                 spec = load_pipeline(pipeline(Path(tmp) / f"p{n}.yaml", DEVICES[:n]))
                 started = time.monotonic()
-                outcome = execute_run(ws, spec, lambda *_a, **_k: None)
+                outcome = execute_run(ws, RunRequest(spec), lambda *_a, **_k: None)
                 walls[n].append(time.monotonic() - started)
                 ws.db.close()
                 assert outcome.verdict == "passed", outcome

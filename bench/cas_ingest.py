@@ -28,7 +28,7 @@ from pathlib import Path
 src = Path(sys.argv[1])
 """
 CHILD_CAS = CHILD_PRELUDE + """
-from edgegate_cli.cas import CAS
+from edgegate_cli.store.cas import CAS
 t = time.perf_counter()
 hexdigest, size = CAS(sys.argv[2]).put_file(src)
 seconds = time.perf_counter() - t

@@ -230,8 +230,8 @@ POLICIES = {
 def _fails(base, cand, policy: dict, product: bool) -> bool:
     import numpy as np
 
-    from edgegate_cli.relative_gates import evaluate_relative
-    from edgegate_cli.statistics import mann_whitney_u_greater
+    from edgegate_cli.gating.relative import evaluate_relative
+    from edgegate_cli.gating.statistics import mann_whitney_u_greater
 
     if product:  # the product's own decision function, exactly as `run` will call it
         return evaluate_relative("latency_ms", cand.ravel().tolist(), base.ravel().tolist(),

@@ -65,11 +65,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
-    from edgegate_cli.home import Home
-    from edgegate_cli.pipeline import load_pipeline
-    from edgegate_cli.promptpack_format import effective_cases, load_pack
-    from edgegate_cli.runner import execute_run
-    from edgegate_cli.workspace import open_workspace
+    from edgegate_cli.runs.execute import RunRequest, execute_run
+    from edgegate_cli.spec.pipeline import load_pipeline
+    from edgegate_cli.spec.promptpack_format import effective_cases, load_pack
+    from edgegate_cli.store.home import Home
+    from edgegate_cli.store.workspace import open_workspace
 
     with tempfile.TemporaryDirectory() as tmp:
         pipe = Path(tmp) / "genai.yaml"
@@ -79,7 +79,7 @@ def main() -> None:
                         f"run_policy: {{repeats: {args.repeats}, flake: {{latency_cv: 10, throughput_cv: 10}}}}\n"
                         "gates: [{metric: correctness, op: '>=', value: 0, required: false}]\n")
         ws = open_workspace(Home(Path(tmp) / "home", "--home"))
-        outcome = execute_run(ws, load_pipeline(pipe), lambda _msg: None)
+        outcome = execute_run(ws, RunRequest(load_pipeline(pipe)), lambda _msg: None)
         metrics = outcome.devices["local:cpu"]
         eg_ttft, eg_tps = metrics["ttft_ms"].value, metrics["tps"].value
     ttft, tps = direct_loop(effective_cases(pack), args.repeats)

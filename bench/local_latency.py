@@ -46,10 +46,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
-    from edgegate_cli.home import Home
-    from edgegate_cli.pipeline import load_pipeline
-    from edgegate_cli.runner import execute_run
-    from edgegate_cli.workspace import open_workspace
+    from edgegate_cli.runs.execute import RunRequest, execute_run
+    from edgegate_cli.spec.pipeline import load_pipeline
+    from edgegate_cli.store.home import Home
+    from edgegate_cli.store.workspace import open_workspace
 
     with tempfile.TemporaryDirectory() as tmp:
         pipe = Path(tmp) / "bench.yaml"
@@ -57,7 +57,7 @@ def main() -> None:
                         f"run_policy: {{repeats: {args.repeats}, iterations: {args.iterations}}}\n"
                         "gates: [{metric: latency_ms, op: '<=', value: 100000, required: false}]\n")
         ws = open_workspace(Home(Path(tmp) / "home", "--home"))
-        outcome = execute_run(ws, load_pipeline(pipe), lambda _msg: None)
+        outcome = execute_run(ws, RunRequest(load_pipeline(pipe)), lambda _msg: None)
         edgegate_ms = outcome.devices["local:cpu"]["latency_ms"].value
         inputs = ws.cas.path_of(outcome.inputs["sha256"])
         plain_ms = plain_loop(args.model, str(inputs), args.iterations, args.repeats)

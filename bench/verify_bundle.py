@@ -44,8 +44,8 @@ def edgegate(home: Path, *args: str, cwd: Path | None = None) -> subprocess.Comp
 
 def pad_run(home: Path, run_id: str, target_bytes: int) -> int:
     """Add padding payloads (see the module docstring) until the run's payloads reach target_bytes."""
-    from edgegate_cli.artifacts import add_ref, store_bytes
-    from edgegate_cli.workspace import open_workspace_at
+    from edgegate_cli.store.artifacts import add_ref, store_bytes
+    from edgegate_cli.store.workspace import open_workspace_at
 
     ws = open_workspace_at(home)
     rows = list(ws.db["run_payloads"].rows_where("run_id = ? and warmup = 0", [run_id], order_by="repeat_index"))
@@ -112,7 +112,7 @@ def main() -> None:
                         "start-up varies by ±100 ms on a shared machine)")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
-    from edgegate_cli.bundle_check import trusted_keys_for, verify_file
+    from edgegate_cli.evidence.verify import trusted_keys_for, verify_file
 
     with tempfile.TemporaryDirectory(prefix="edgegate-bench-verify-") as tmp:
         small, big, pub = build(Path(tmp), args.mb)

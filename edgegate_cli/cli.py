@@ -12,23 +12,55 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .commands import agent, bundle, cas, gate, gc, init, keys, pack, probe, run, runs, status, verify
+from .context import Context
 from .errors import EdgeGateError, ExitCode
-from .output import CTX
+
+
+def exit_code_for(exc: BaseException, invocation: Context) -> int:
+    """The one exception → exit code mapping, reporting on stderr as it goes. `--debug` adds the
+    traceback and never changes the code."""
+    if isinstance(exc, BrokenPipeError):
+        # `edgegate ... | head`: point stdout at devnull so the interpreter's final flush is silent.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return int(ExitCode.BROKEN_PIPE)
+    if invocation.output.debug:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, KeyboardInterrupt):
+        sys.stderr.write("Interrupted.\n")
+        return int(ExitCode.INTERRUPTED)
+    if isinstance(exc, EdgeGateError):
+        from .ui.output import Output
+
+        Output(invocation).error(exc)
+        return int(exc.exit_code)
+    sys.stderr.write(invocation.secrets.redact(
+        f"Internal error: {type(exc).__name__}: {exc} (a bug in EdgeGate; rerun with --debug for the "
+        "traceback)") + "\n")
+    return int(ExitCode.INTERNAL)
 
 
 class ErrorMappingGroup(TyperGroup):
-    """Turns an EdgeGateError raised anywhere below into one stderr line and its exit code."""
+    """Turns whatever a command raises into its exit code (`exit_code_for`), before typer's own handling
+    (which would make a closed pipe exit 1 and hide our messages)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except EdgeGateError as err:
-            if CTX.debug:
-                raise
-            from .output import error
+        except (typer.Exit, typer.Abort, *typer_exceptions()):
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            raise typer.Exit(exit_code_for(exc, ctx.find_root().obj or Context())) from None
 
-            error(err)
-            raise typer.Exit(int(err.exit_code)) from None
+
+def typer_exceptions() -> tuple[type[BaseException], ...]:
+    """typer's own exception bases (it vendors click): usage errors keep typer's message and exit 2."""
+    from typer.core import _click
+    from typer.exceptions import TyperException
+
+    return _click.exceptions.ClickException, TyperException
 
 
 app = typer.Typer(
@@ -50,6 +82,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     home: str = typer.Option(None, "--home", metavar="DIR", help="State directory (default: "
                              "$EDGEGATE_HOME, else nearest .edgegate/, else the user data dir)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Say more on stderr, including the home used."),
@@ -58,11 +91,12 @@ def root(
                                  help="Print the version and exit."),
 ) -> None:
     """Decide, with evidence, whether an edge AI model is fit to ship to Snapdragon devices."""
-    from .home import set_explicit_home
-
-    set_explicit_home(home)
-    CTX.verbose = verbose
-    CTX.debug = debug
+    if ctx.obj is None:  # `main()` passes its Context; CliRunner and other callers get a fresh one
+        ctx.obj = Context()
+    invocation: Context = ctx.obj
+    invocation.settings.home = home
+    invocation.output.verbose = verbose
+    invocation.output.debug = debug
 
 
 app.add_typer(init.app)
@@ -81,27 +115,15 @@ app.add_typer(agent.app, name="agent")
 
 
 def main() -> None:
-    """Console-script entry point: maps unexpected failures to exit 4 and a closed pipe to 141."""
+    """Console-script entry point: whatever escapes the command group (it maps what commands raise)
+    gets the same exit-code mapping."""
+    invocation = Context()
     try:
-        app()
-    except BrokenPipeError:
-        # `edgegate ... | head`: point stdout at devnull so the interpreter's final flush is silent.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(int(ExitCode.BROKEN_PIPE))
-    except KeyboardInterrupt:
-        sys.stderr.write("Interrupted.\n")
-        sys.exit(130)
+        app(obj=invocation)
     except SystemExit:
         raise
-    except Exception as exc:  # the catch-all that keeps tracebacks out of CI logs
-        if CTX.debug or "--debug" in sys.argv:
-            raise
-        from .redaction import redact
-
-        sys.stderr.write(redact(f"Internal error: {type(exc).__name__}: {exc} "
-                                "(a bug in EdgeGate; rerun with --debug for the traceback)") + "\n")
-        sys.exit(int(ExitCode.INTERNAL))
+    except (Exception, KeyboardInterrupt) as exc:
+        sys.exit(exit_code_for(exc, invocation))
 
 
 if __name__ == "__main__":

@@ -5,33 +5,29 @@ The AI Hub client is configured from, in order:
     `~/.qai_hub/client.ini`, located by the SDK's own `get_config_path`). The SDK itself reads no
     token variable, so EdgeGate builds its `ClientConfig`. The token is registered with the redactor
     the moment it is read, and never stored.
-  * the URL: `--qaihub-api-url` > `EDGEGATE_QAIHUB_API_URL` > the client.ini's `api_url` > AI Hub.
-  * the first poll interval: `EDGEGATE_QAIHUB_POLL_S` (default 5 s; doubles per poll up to 10 minutes).
+  * the URL: `--qaihub-api-url` > `EDGEGATE_QAIHUB_API_URL` > the client.ini's `api_url` > AI Hub (the
+    client.ini's URLs and `default_project` apply whichever way the token came).
+  * the first poll interval: `EDGEGATE_QAIHUB_POLL_S` (default 5 s; doubles per poll, but at most 10 % of
+    the time already polled and at most 60 s: backends/qaihub_polling.py).
 The signing key for CI: `EDGEGATE_SIGNING_KEY` (a base64 Ed25519 seed), registered as a secret on read.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from .context import Context
 from .errors import InvalidInput
-from .redaction import register_secret
 
 TOKEN_ENV = "QAIHUB_API_TOKEN"
 URL_ENV = "EDGEGATE_QAIHUB_API_URL"
 POLL_ENV = "EDGEGATE_QAIHUB_POLL_S"
 DEFAULT_API_URL = "https://workbench.aihub.qualcomm.com"
 DEFAULT_POLL_S = 5.0
-MAX_POLL_S = 600.0  # SPEC §5: polling backs off up to 10 minutes between polls
-_api_url_flag: str | None = None  # set by --qaihub-api-url
-
-
-def set_qaihub_api_url(url: str | None) -> None:
-    """Record --qaihub-api-url for this process (it outranks EDGEGATE_QAIHUB_API_URL)."""
-    global _api_url_flag
-    _api_url_flag = url
+MAX_POLL_S = 600.0  # the largest first poll interval EDGEGATE_QAIHUB_POLL_S accepts (SPEC §5: 10 minutes)
 
 
 @dataclass(frozen=True)
@@ -41,6 +37,8 @@ class QAIHubSettings:
     web_url: str
     token_source: str  # "QAIHUB_API_TOKEN" or the client.ini path: named in messages, never the token
     poll_s: float
+    redact: Callable[[str], str] = field(repr=False, default=lambda text: text)  # masks the token and other secrets
+    default_project: str | None = None  # the client.ini's default_project: jobs and models go to that project
 
 
 def _normalize_url(url: str, origin: str) -> str:
@@ -65,7 +63,23 @@ def _poll_s() -> float:
     return value
 
 
-def _from_client_ini() -> tuple[str, str, str, str]:
+def _ini_extras() -> dict:
+    """api_url, web_url and default_project from the SDK's client.ini when one exists (read leniently: with
+    QAIHUB_API_TOKEN set, the file needs no token)."""
+    import configparser
+
+    from qai_hub import api_utils
+
+    parser = configparser.ConfigParser()
+    try:
+        parser.read([api_utils.get_config_path()])
+    except configparser.Error:
+        return {}
+    section = parser["api"] if parser.has_section("api") else {}
+    return {k: section[k].strip() for k in ("api_url", "web_url", "default_project") if (section.get(k) or "").strip()}
+
+
+def _from_client_ini(ctx: Context) -> tuple[str, str, str, str]:
     """(token, api_url, web_url, path) from the SDK's client.ini; InvalidInput when there is none."""
     from qai_hub import api_utils
 
@@ -81,34 +95,39 @@ def _from_client_ini() -> tuple[str, str, str, str]:
         raise InvalidInput(f"{path}: the [api] section needs api_token, api_url and web_url",
                            hint=f"rewrite it with `qai-hub configure --api_token <your token>`, or set "
                                 f"{TOKEN_ENV}") from None
-    register_secret(config.api_token)
+    ctx.secrets.register(config.api_token)
     return config.api_token, config.api_url, config.web_url, path
 
 
-def qaihub_settings() -> QAIHubSettings:
-    """The AI Hub client settings; InvalidInput when no token is configured or a value is malformed."""
+def qaihub_settings(ctx: Context) -> QAIHubSettings:
+    """The AI Hub client settings; InvalidInput when no token is configured or a value is malformed.
+
+    The token is registered with `ctx.secrets` the moment it is read; `ctx.settings.qaihub_api_url`
+    (--qaihub-api-url) outranks the environment."""
     poll_s = _poll_s()
     token = (os.environ.get(TOKEN_ENV) or "").strip()
+    extras = _ini_extras()
     if token:
-        register_secret(token)
-        api_url = web_url = DEFAULT_API_URL
+        ctx.secrets.register(token)
+        api_url = extras.get("api_url", DEFAULT_API_URL)
+        web_url = extras.get("web_url", api_url)
         source = TOKEN_ENV
     else:
-        token, api_url, web_url, source = _from_client_ini()
-    override = _api_url_flag or os.environ.get(URL_ENV)
+        token, api_url, web_url, source = _from_client_ini(ctx)
+    flag = ctx.settings.qaihub_api_url
+    override = flag or os.environ.get(URL_ENV)
     if override:
-        origin = "--qaihub-api-url" if _api_url_flag else URL_ENV
+        origin = "--qaihub-api-url" if flag else URL_ENV
         api_url = web_url = _normalize_url(override, origin)
-    return QAIHubSettings(api_token=token, api_url=api_url, web_url=web_url, token_source=source, poll_s=poll_s)
+    return QAIHubSettings(api_token=token, api_url=api_url, web_url=web_url, token_source=source, poll_s=poll_s,
+                          redact=ctx.secrets.redact, default_project=extras.get("default_project"))
 
 
 SIGNING_KEY_ENV = "EDGEGATE_SIGNING_KEY"
 
 
-def signing_key_text() -> str | None:
-    """EDGEGATE_SIGNING_KEY's value (masked in all output from now on), or None when unset."""
+def signing_key_text(ctx: Context) -> str | None:
+    """EDGEGATE_SIGNING_KEY's value (masked in all of this invocation's output from now on), or None."""
     raw = os.environ.get(SIGNING_KEY_ENV)
-    if raw:
-        register_secret(raw)
-        register_secret(raw.strip())
+    ctx.secrets.register(raw)
     return raw or None

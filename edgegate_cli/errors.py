@@ -5,7 +5,16 @@ Core modules raise these; `cli.py` is the only place that turns them into an exi
 
 from __future__ import annotations
 
-from enum import IntEnum, unique
+from enum import IntEnum, StrEnum, unique
+
+
+@unique
+class Verdict(StrEnum):
+    """What gating concludes about a run (SPEC §6): a pure function of its evidence."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"  # no verdict could be reached: a flaky or missing metric, a noisy host
 
 
 @unique
@@ -15,12 +24,13 @@ class ExitCode(IntEnum):
     INVALID_INPUT = 2  # usage error or invalid input
     RUN_ERROR = 3  # flaky or missing metric, device or backend failure, timeout
     INTERNAL = 4  # a bug in EdgeGate
+    INTERRUPTED = 130  # Ctrl-C (SIGINT), as a shell reports it; a run in progress is stored as error INTERRUPTED
     BROKEN_PIPE = 141  # stdout closed early (`edgegate ... | head`), as a shell reports SIGPIPE
 
     @classmethod
-    def for_verdict(cls, verdict: str) -> ExitCode:
+    def for_verdict(cls, verdict: Verdict | str) -> ExitCode:
         """A verdict's exit code: passed 0, failed 1, anything else (error) 3."""
-        return {"passed": cls.OK, "failed": cls.GATES_FAILED}.get(verdict, cls.RUN_ERROR)
+        return {Verdict.PASSED: cls.OK, Verdict.FAILED: cls.GATES_FAILED}.get(verdict, cls.RUN_ERROR)
 
 
 class EdgeGateError(Exception):
@@ -81,10 +91,6 @@ class RunActive(RunError):
 
 class MissingRequiredMetric(RunError):
     code = "MISSING_REQUIRED_METRIC"
-
-
-class FlakyMetric(RunError):
-    code = "FLAKY_METRIC"
 
 
 class SubmissionFailed(RunError):
@@ -156,3 +162,59 @@ class ManifestExpired(VerificationFailed):
 
 class ManifestInvalid(VerificationFailed):
     code = "MANIFEST_INVALID"
+
+
+# --- Object stores and verified downloads (SPEC §10.5; issue 15) ---------------------------------------
+# "Store" is wherever a blob is fetched from: an S3-compatible bucket, an HTTP(S) server, an export directory.
+# `transient` says whether trying again later may succeed (the download retry policy reads it).
+
+
+class StoreCredentialsMissing(InvalidInput):
+    """No S3 credentials in the standard AWS chain (env, AWS_PROFILE, ~/.aws), or a named profile is absent."""
+
+    code = "STORE_CREDENTIALS_MISSING"
+
+
+class StoreDenied(InvalidInput):
+    """The store refused the request: wrong key, bad signature, or no permission for this bucket/key."""
+
+    code = "STORE_DENIED"
+
+
+class StoreNotFound(NotFound):
+    """The bucket, key, URL or file does not exist."""
+
+    code = "STORE_NOT_FOUND"
+
+
+class StoreUnreachable(RunError):
+    """No usable connection to the store: refused or reset, DNS, timeout (transient), or TLS verification
+    failed (not transient: asking again meets the same certificate)."""
+
+    code = "STORE_UNREACHABLE"
+
+    def __init__(self, message: str, *, transient: bool = True, **kwargs):
+        super().__init__(message, **kwargs)
+        self.transient = transient
+
+
+class StoreError(RunError):
+    """The store answered with an error that is not ours to fix (5xx, throttling, unexpected status)."""
+
+    code = "STORE_ERROR"
+
+    def __init__(self, message: str, *, transient: bool = False, **kwargs):
+        super().__init__(message, **kwargs)
+        self.transient = transient
+
+
+class LengthMismatch(VerificationFailed):
+    """A blob is longer or shorter than its declared length (reading stops at the declared length)."""
+
+    code = "LENGTH_MISMATCH"
+
+
+class DigestMismatch(VerificationFailed):
+    """A blob's sha256 is not the declared one."""
+
+    code = "DIGEST_MISMATCH"

@@ -25,7 +25,7 @@ JOBS_PER_DEVICE = {"compile": 3, "profile": 3, "inference": 3}  # the three prob
 
 
 def dry_run(devices: list[str]) -> None:
-    from edgegate_cli.backends.qaihub import QAIHubBackend
+    from edgegate_cli.backends.qaihub.backend import QAIHubBackend
 
     backend = QAIHubBackend()
     backend.check_devices(devices, "--device")
@@ -42,9 +42,9 @@ def dry_run(devices: list[str]) -> None:
 
 def probe(devices: list[str], home: Path) -> dict:
     from edgegate_cli.backends.base import get_backend
-    from edgegate_cli.home import Home
-    from edgegate_cli.probe import probe_backend
-    from edgegate_cli.workspace import open_workspace
+    from edgegate_cli.runs.probe import probe_backend
+    from edgegate_cli.store.home import Home
+    from edgegate_cli.store.workspace import open_workspace
 
     ws = open_workspace(Home(home.resolve(), "--home"))
     started = time.monotonic()

@@ -49,19 +49,19 @@ class Evidence:
 
 def build_evidence(root: Path, template: Path) -> Evidence:
     """Run both example pipelines in a copy of the pre-probed home and bundle each run."""
-    from edgegate_cli.bundles import create_bundle
-    from edgegate_cli.home import Home
-    from edgegate_cli.pipeline import load_pipeline
-    from edgegate_cli.runner import execute_run
-    from edgegate_cli.signing import export_public_key, generate_key, load_signing_key
-    from edgegate_cli.workspace import open_workspace
+    from edgegate_cli.evidence.bundle_write import create_bundle
+    from edgegate_cli.evidence.keys import export_public_key, generate_key, load_signing_key
+    from edgegate_cli.runs.execute import RunRequest, execute_run
+    from edgegate_cli.spec.pipeline import load_pipeline
+    from edgegate_cli.store.home import Home
+    from edgegate_cli.store.workspace import open_workspace
 
     home = root / "home"
     shutil.copytree(template, home)
     ws = open_workspace(Home(home, "--home"))
     key = generate_key(ws)
-    passed = execute_run(ws, load_pipeline(example_pipeline(root)), lambda _msg: None)
-    failed = execute_run(ws, load_pipeline(example_pipeline(root, failing=True)), lambda _msg: None)
+    passed = execute_run(ws, RunRequest(load_pipeline(example_pipeline(root))), lambda _msg: None)
+    failed = execute_run(ws, RunRequest(load_pipeline(example_pipeline(root, failing=True))), lambda _msg: None)
     assert (passed.verdict, failed.verdict) == ("passed", "failed"), (passed.error_detail, failed.error_detail)
     signer = load_signing_key(ws)
     pass_zip = Path(create_bundle(ws, passed.run_id, signer, out=root / "pass.bundle.zip").path)
@@ -88,7 +88,7 @@ def entries(path: Path) -> dict[str, bytes]:
 
 def rewrite(src: Path, dst: Path, changes: dict[str, bytes | None]) -> Path:
     """A consistent zip (as EdgeGate writes them) with entries replaced, added, or removed (None)."""
-    from edgegate_cli.zip_safety import write_deterministic_zip
+    from edgegate_cli.evidence.zip_safety import write_deterministic_zip
 
     files = entries(src)
     for name, data in changes.items():
@@ -103,8 +103,9 @@ def rewrite(src: Path, dst: Path, changes: dict[str, bytes | None]) -> Path:
 def resign(src: Path, dst: Path, signer, changes: dict[str, bytes | None] | None = None, *,
            payload_type: str | None = None) -> Path:
     """Change entries (None removes one), then list and sign them again (bundles.seal) with `signer`."""
-    from edgegate_cli.bundles import dump_json, seal
-    from edgegate_cli.dsse import sign_envelope
+    from edgegate_cli.canonical import canonical_json as dump_json
+    from edgegate_cli.evidence.bundle_write import seal
+    from edgegate_cli.evidence.dsse import sign_envelope
 
     files = {name: data for name, data in {**entries(src), **(changes or {})}.items() if data is not None}
     statement = json.loads(files.pop("summary.json"))
@@ -119,9 +120,9 @@ def resign(src: Path, dst: Path, signer, changes: dict[str, bytes | None] | None
 
 def home_signer(home: Path):
     """The signing key of an evidence home (its newest key file)."""
-    from edgegate_cli.home import Home
-    from edgegate_cli.signing import load_signing_key
-    from edgegate_cli.workspace import open_workspace
+    from edgegate_cli.evidence.keys import load_signing_key
+    from edgegate_cli.store.home import Home
+    from edgegate_cli.store.workspace import open_workspace
 
     ws = open_workspace(Home(home, "--home"))
     try:

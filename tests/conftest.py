@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-pytest_plugins = ["aihub_double.fixtures", "bundle_evidence", "agent.fixtures"]
+pytest_plugins = ["aihub_double.fixtures", "bundle_evidence", "s3_store", "agent.fixtures"]
 
 _SCRUBBED = ("QAIHUB_API_TOKEN", "EDGEGATE_SIGNING_KEY", "EDGEGATE_QAIHUB_API_URL", "HTTP_PROXY",
              "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
@@ -22,13 +22,8 @@ def fresh_home(tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "100")
     for name in _SCRUBBED:
         monkeypatch.delenv(name, raising=False)
-    from edgegate_cli.home import set_explicit_home
-    from edgegate_cli.output import CTX
-
-    CTX.json = CTX.verbose = CTX.debug = False
-    yield home
-    CTX.json = CTX.verbose = CTX.debug = False
-    set_explicit_home(None)  # --home is per process; CliRunner tests share one
+    monkeypatch.setenv("QAIHUB_CLIENT_INI", str(tmp_path / "no-client.ini"))  # never the developer's own
+    return home
 
 
 @pytest.fixture
@@ -53,9 +48,9 @@ def invoke():
 @pytest.fixture(scope="session")
 def _probed_template(tmp_path_factory):
     """A home in which the local backend was probed once (probing costs a few seconds)."""
-    from edgegate_cli.home import Home
-    from edgegate_cli.probe import probe_backend
-    from edgegate_cli.workspace import open_workspace
+    from edgegate_cli.runs.probe import probe_backend
+    from edgegate_cli.store.home import Home
+    from edgegate_cli.store.workspace import open_workspace
 
     path = tmp_path_factory.mktemp("template") / "home"
     ws = open_workspace(Home(path, "--home"))

@@ -1,5 +1,5 @@
-"""The shape of the package: core modules are a library, `--help` stays cheap, every command has help
-(STYLE conventions 2, 3 and 10)."""
+"""The shape of the package (ARCHITECTURE.md): packages import only downward, nothing imports in a circle,
+core modules are a library, `--help` stays cheap, every command has help (STYLE conventions 2, 3, 10)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,193 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "edgegate_cli"
-UI_MODULES = {"cli.py", "output.py"}  # plus everything under commands/
 HEAVY = ["onnx", "onnxruntime", "onnxruntime_genai", "qai_hub", "httpx", "nacl", "numpy", "scipy",
-         "sqlite_utils", "jsonschema", "pydantic", "yaml", "uvicorn", "starlette", "cryptography",
-         "prometheus_client", "semver"]
+         "sqlite_utils", "jsonschema", "pydantic", "yaml", "boto3", "botocore", "tenacity", "uvicorn", "starlette",
+         "cryptography", "prometheus_client"]
+
+# Which way imports go. A unit is a package (`store`, `gating`, …) or a base module (`errors`, …);
+# a unit may import itself, the root package (`edgegate_cli/__init__.py`: version, data folders) and
+# exactly what its row lists. Nothing else, at module level or inside functions.
+BASE = {"context", "errors", "canonical", "config"}
+CORE = {"store", "spec", "measure", "backends", "gating", "runs", "evidence", "registry", "fleet", "rollout",
+        "agent", "download", "objectstore"}
+ALLOWED: dict[str, set[str]] = {
+    "cli": {"commands", "ui"} | CORE | BASE,
+    "commands": {"ui"} | CORE | BASE,
+    "ui": BASE,
+    "runs": {"gating", "backends", "measure", "spec", "evidence", "registry", "fleet", "store"} | BASE,
+    "rollout": {"gating", "backends", "measure", "spec", "evidence", "registry", "fleet", "store", "objectstore",
+                "download"} | BASE,
+    "registry": {"evidence", "spec", "store", "download", "objectstore"} | BASE,
+    "fleet": {"evidence", "spec", "store"} | BASE,
+    "gating": {"measure", "evidence", "spec", "store"} | BASE,
+    "backends": {"measure", "spec", "store"} | BASE,
+    "evidence": {"store"} | BASE,
+    "measure": {"spec"} | BASE,
+    "spec": {"store"} | BASE,
+    "store": BASE,
+    # The agent runs on devices: besides the base modules it may use only the read side of evidence.
+    "agent": {"evidence.dsse", "evidence.zip_safety", "evidence.release_manifest", "evidence.rollback_directive",
+              "evidence.signed_json", "evidence.channel_manifest", "download", "objectstore", "context", "errors",
+              "canonical"},
+    # The verified-download client (a public SDK, usable on devices) and the S3 access under it.
+    "download": {"evidence.dsse", "evidence.release_manifest", "evidence.signed_json", "evidence.channel_manifest",
+                 "objectstore", "context", "errors", "canonical"},
+    "objectstore": {"context", "errors", "canonical"},
+    "config": {"context", "errors"},
+    "canonical": {"errors"},
+    "context": set(),
+    "errors": set(),
+}
+UI_UNITS = {"cli", "commands", "ui"}  # the only units that may import typer, rich or click
+
+
+def module_name(path: Path, root: Path) -> str:
+    rel = path.relative_to(root.parent).with_suffix("")
+    parts = list(rel.parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path, root: Path) -> list[tuple[str, int]]:
+    """(absolute module, line) of every import in the file, function bodies included; `from X import y`
+    counts as importing `X.y` when that is a module of the package, else `X`."""
+    name = module_name(path, root)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                candidate = f"{target}.{alias.name}"
+                found.append((candidate if _is_module(candidate, root) else target, node.lineno))
+    return found
+
+
+def _is_module(dotted: str, root: Path) -> bool:
+    rel = Path(*dotted.split(".")[1:]) if "." in dotted else Path()
+    return dotted.split(".")[0] == root.name and ((root / rel).with_suffix(".py").is_file()
+                                                   or (root / rel / "__init__.py").is_file())
+
+
+def unit_of(module: str, root_name: str) -> str:
+    parts = module.split(".")[1:]
+    return parts[0] if parts else "__init__"
+
+
+def import_graph(root: Path) -> dict[str, list[tuple[str, int]]]:
+    """Every module of the package and the package modules it imports (with line numbers)."""
+    graph = {}
+    for path in sorted(root.rglob("*.py")):
+        own = [(m, line) for m, line in imports_of(path, root) if m.split(".")[0] == root.name]
+        graph[module_name(path, root)] = own
+    return graph
+
+
+def layer_violations(root: Path) -> list[str]:
+    out = []
+    for module, targets in import_graph(root).items():
+        src = unit_of(module, root.name)
+        if src == "__init__":
+            continue
+        allowed = ALLOWED.get(src)
+        if allowed is None:
+            out.append(f"{module}: unit {src!r} is not in the table")
+            continue
+        for target, line in targets:
+            dst = unit_of(target, root.name)
+            sub = ".".join(target.split(".")[1:3])
+            if dst in (src, "__init__") or dst in allowed or sub in allowed:
+                continue
+            out.append(f"{module}:{line} imports {target} ({src} may not import {dst})")
+    return out
+
+
+def cycles(root: Path) -> list[list[str]]:
+    """Strongly connected components of more than one module (or a module importing itself)."""
+    graph = {m: sorted({t for t, _ in ts}) for m, ts in import_graph(root).items()}
+    index, low, stack, on_stack, result, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, []):
+            if w not in graph:
+                continue
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                result.append(sorted(component))
+
+    sys.setrecursionlimit(10_000)
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return result
+
+
+def test_packages_import_only_what_the_table_allows():
+    """Every import, at any level, goes down the table of ARCHITECTURE.md."""
+    assert layer_violations(PACKAGE) == []
+    assert len(import_graph(PACKAGE)) > 40  # the walk really saw the package
+
+
+def test_no_import_cycles():
+    """No two modules import each other, directly or through others, even from inside functions."""
+    assert cycles(PACKAGE) == []
+
+
+def _plant(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "edgegate_cli"
+    for rel, text in {"__init__.py": "", **files}.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def test_the_layer_check_catches_a_planted_upward_import(tmp_path):
+    """Not vacuous: a store module importing gating inside a function is reported with its line."""
+    root = _plant(tmp_path, {"store/__init__.py": "", "gating/__init__.py": "", "gating/evaluate.py": "X = 1\n",
+                             "store/cas.py": "def f():\n    from ..gating.evaluate import X\n    return X\n"})
+    assert layer_violations(root) == [
+        "edgegate_cli.store.cas:2 imports edgegate_cli.gating.evaluate (store may not import gating)"]
+
+
+def test_the_cycle_check_catches_a_planted_cycle(tmp_path):
+    """Not vacuous: two modules of one package importing each other (one lazily) form a cycle."""
+    root = _plant(tmp_path, {"spec/__init__.py": "", "spec/a.py": "from . import b\n",
+                             "spec/b.py": "def f():\n    from .a import g\n"})
+    assert layer_violations(root) == []
+    assert cycles(root) == [["edgegate_cli.spec.a", "edgegate_cli.spec.b"]]
+
+
+def test_the_agent_may_not_import_the_evidence_write_side(tmp_path):
+    """The agent's row names single evidence modules: the bundle writer is outside it."""
+    root = _plant(tmp_path, {"agent/__init__.py": "", "evidence/__init__.py": "", "evidence/dsse.py": "",
+                             "evidence/bundle_write.py": "",
+                             "agent/app.py": "from ..evidence import dsse\nfrom ..evidence.bundle_write import x\n"})
+    assert layer_violations(root) == [
+        "edgegate_cli.agent.app:2 imports edgegate_cli.evidence.bundle_write (agent may not import evidence)"]
 
 
 def _imported_roots(tree: ast.AST) -> set[str]:
@@ -29,24 +212,16 @@ def _imported_roots(tree: ast.AST) -> set[str]:
     return roots
 
 
-def _core_modules() -> list[Path]:
-    def is_ui(path: Path) -> bool:
-        rel = path.relative_to(PACKAGE)
-        return rel.parts[0] == "commands" or rel.as_posix() in UI_MODULES
-
-    return sorted(p for p in PACKAGE.rglob("*.py") if not is_ui(p))
-
-
 def test_core_modules_never_import_typer_or_rich():
-    """Only cli.py, commands/ and output.py may import typer or rich (or click, typer's base), at any
-    level."""
+    """Only cli.py, commands/ and ui/ may import typer or rich (or click, typer's base), at any level."""
     offenders = {}
-    for path in _core_modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if unit_of(module_name(path, PACKAGE), PACKAGE.name) in UI_UNITS:
+            continue
         found = _imported_roots(ast.parse(path.read_text(), str(path))) & {"typer", "rich", "click"}
         if found:
             offenders[str(path.relative_to(PACKAGE))] = sorted(found)
     assert offenders == {}
-    assert len(_core_modules()) > 10  # the walk really saw the package
 
 
 def test_the_import_check_catches_a_nested_import():

@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from edgegate_cli.artifacts import (
+from edgegate_cli.errors import InvalidInput
+from edgegate_cli.store.artifacts import (
     RETENTION_DAYS,
     add_ref,
     list_artifacts,
@@ -19,10 +20,9 @@ from edgegate_cli.artifacts import (
     store_file,
     verify_blobs,
 )
-from edgegate_cli.cas import CAS, tag
-from edgegate_cli.errors import InvalidInput
-from edgegate_cli.retention import collect_garbage
-from edgegate_cli.state import open_state
+from edgegate_cli.store.cas import CAS, tag
+from edgegate_cli.store.retention import collect_garbage
+from edgegate_cli.store.state import open_state
 
 LATER = datetime.now(UTC) + timedelta(days=RETENTION_DAYS + 1)  # every fresh artifact has expired by then
 

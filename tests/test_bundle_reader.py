@@ -24,11 +24,11 @@ from pathlib import Path
 
 import pytest
 
-from edgegate_cli import dsse
-from edgegate_cli.bundle_reader import verify_bundle
 from edgegate_cli.errors import InvalidInput, VerificationFailed
-from edgegate_cli.signing import signer_from_seed
-from edgegate_cli.zip_safety import (
+from edgegate_cli.evidence import dsse
+from edgegate_cli.evidence.bundle_read import verify_bundle
+from edgegate_cli.evidence.keys import signer_from_seed
+from edgegate_cli.evidence.zip_safety import (
     ENVELOPE,
     MAX_ENTRY_BYTES,
     SUMMARY,
@@ -454,7 +454,7 @@ def test_gigabyte_bombs_stay_small_in_a_fresh_process(tmp_path):
     liar = raw_zip(tmp_path / "liar.zip", [zeros_entry("raw/bomb.bin", 1100, declared=1000)])
     script = (
         "import resource, sys, time\n"
-        "from edgegate_cli.zip_safety import open_bundle\n"
+        "from edgegate_cli.evidence.zip_safety import open_bundle\n"
         "from edgegate_cli.errors import VerificationFailed\n"
         "for path in sys.argv[1:]:\n"
         "    start = time.perf_counter()\n"

@@ -14,18 +14,20 @@ from conftest import REPO, write_pipeline
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from edgegate_cli import dsse
-from edgegate_cli.bundle_check import check_bundle, trusted_keys_for, verify_file
-from edgegate_cli.bundles import create_bundle, show_bundle
+from edgegate_cli.context import Context
 from edgegate_cli.errors import InvalidInput, VerificationFailed
-from edgegate_cli.signing import signer_from_seed, trusted_keys
+from edgegate_cli.evidence import dsse
+from edgegate_cli.evidence.bundle_write import create_bundle, show_bundle
+from edgegate_cli.evidence.keys import signer_from_seed, trusted_keys
+from edgegate_cli.evidence.verify import trusted_keys_for, verify_file
+from edgegate_cli.gating.bundle_reevaluation import check_bundle
 
 LOOSE = ", flake: {latency_cv: 1.0, throughput_cv: 1.0}"
 
 
 @pytest.fixture
 def ws(ev):
-    from edgegate_cli.workspace import open_workspace
+    from edgegate_cli.store.workspace import open_workspace
 
     ws = open_workspace()
     yield ws
@@ -138,11 +140,11 @@ def test_include_model_adds_the_model_bytes_and_still_verifies(ev, ws, tmp_path)
     model = (REPO / "examples" / "quickstart" / "model.onnx").read_bytes()
     assert entries(tmp_path / "m.zip")["model/model.onnx"] == model
     assert result.files["model/model.onnx"] == sha(model)
-    assert verify_file(tmp_path / "m.zip", trusted_keys_for([str(ev.pem)])[0]).files_checked == 11
+    assert verify_file(tmp_path / "m.zip", trusted_keys_for(Context(), [str(ev.pem)])[0]).files_checked == 11
 
 
 def test_gate_check_agrees_with_the_signed_verdicts(ev):
-    trusted = trusted_keys_for([str(ev.pem)])[0]
+    trusted = trusted_keys_for(Context(), [str(ev.pem)])[0]
     passed, failed = check_bundle(ev.pass_zip, trusted), check_bundle(ev.fail_zip, trusted)
     assert (passed.verdict, passed.signed_verdict, passed.agrees, passed.mismatches) == ("passed", "passed", True, [])
     assert (failed.verdict, failed.signed_verdict, failed.agrees) == ("failed", "failed", True)
@@ -157,7 +159,7 @@ def test_altered_and_resigned_payload_is_caught_by_recomputation(ev, tmp_path):
         payload["iterations_ms"] = [v + 1000.0 for v in payload["iterations_ms"]]
         changes[name] = json.dumps(payload, sort_keys=True).encode()
     forged = resign(ev.pass_zip, tmp_path / "forged.zip", home_signer(ev.home), changes)
-    trusted = trusted_keys_for([str(ev.pem)])[0]
+    trusted = trusted_keys_for(Context(), [str(ev.pem)])[0]
     verify_file(forged, trusted)  # the forgery is well signed
     result = check_bundle(forged, trusted)
     assert (result.verdict, result.signed_verdict, result.agrees) == ("failed", "passed", False)
@@ -175,17 +177,17 @@ def test_show_reads_without_verifying(ev, tmp_path):
 
 def test_a_run_that_never_collected_payloads_is_refused(probed_home, tmp_path):
     from edgegate_cli.errors import MissingRequiredMetric
-    from edgegate_cli.pipeline import load_pipeline
-    from edgegate_cli.runner import execute_run
-    from edgegate_cli.signing import generate_key, load_signing_key
-    from edgegate_cli.workspace import open_workspace
+    from edgegate_cli.evidence.keys import generate_key, load_signing_key
+    from edgegate_cli.runs.execute import RunRequest, execute_run
+    from edgegate_cli.spec.pipeline import load_pipeline
+    from edgegate_cli.store.workspace import open_workspace
 
     ws = open_workspace()
     generate_key(ws)
     pipe = write_pipeline(tmp_path / "npu.yaml", gates="[{metric: npu_layer_fraction, op: '>=', value: 0.5}]",
                           extra_policy=LOOSE)
     with pytest.raises(MissingRequiredMetric):
-        execute_run(ws, load_pipeline(pipe), lambda _m: None)
+        execute_run(ws, RunRequest(load_pipeline(pipe)), lambda _m: None)
     (run,) = ws.db["runs"].rows
     with pytest.raises(InvalidInput) as exc:
         create_bundle(ws, run["id"], load_signing_key(ws), out=tmp_path / "x.zip")
@@ -195,9 +197,9 @@ def test_a_run_that_never_collected_payloads_is_refused(probed_home, tmp_path):
 
 
 def test_an_active_run_is_refused(probed_home, tmp_path):
-    from edgegate_cli.runs import create_run
-    from edgegate_cli.signing import generate_key, load_signing_key
-    from edgegate_cli.workspace import open_workspace
+    from edgegate_cli.evidence.keys import generate_key, load_signing_key
+    from edgegate_cli.store.runs import create_run
+    from edgegate_cli.store.workspace import open_workspace
 
     ws = open_workspace()
     generate_key(ws)
@@ -215,7 +217,7 @@ def test_a_corrupt_payload_blob_is_never_signed(ev, ws, tmp_path):
     row = next(ws.db["run_payloads"].rows_where("run_id = ? and repeat_index = 2", [ev.passed]))
     path = ws.cas.path_of(row["sha256"])
     path.chmod(0o644)
-    path.write_bytes(path.read_bytes().replace(b'"repeat_index": 2', b'"repeat_index": 9'))
+    path.write_bytes(path.read_bytes().replace(b'"repeat_index":2', b'"repeat_index":9'))
     with pytest.raises(CorruptBlob):
         create_bundle(ws, ev.passed, home_signer(ev.home), out=tmp_path / "x.zip")
     assert not (tmp_path / "x.zip").exists()
@@ -228,7 +230,7 @@ def test_verify_rejects_a_bundle_whose_raw_index_names_an_unlisted_file(ev, tmp_
     forged = resign(ev.pass_zip, tmp_path / "f.zip", home_signer(ev.home),
                     {"summary.json": json.dumps(statement).encode()})
     with pytest.raises(VerificationFailed) as exc:
-        check_bundle(forged, trusted_keys_for([str(ev.pem)])[0])
+        check_bundle(forged, trusted_keys_for(Context(), [str(ev.pem)])[0])
     assert exc.value.message == ("raw/local-cpu/elsewhere.json: not in the bundle; the verdict cannot be "
                                  "re-derived without it")
     assert dsse.EVIDENCE_PAYLOAD_TYPE in entries(forged)["summary.dsse.json"].decode()
@@ -236,15 +238,15 @@ def test_verify_rejects_a_bundle_whose_raw_index_names_an_unlisted_file(ev, tmp_
 
 def test_genai_bundle_carries_the_promptpack_and_re_derives(probed_home, tmp_path):
     """A GenAI run: promptpack.json is the pack's canonical bytes; the verdict re-derives from the bundle."""
-    from edgegate_cli.pipeline import load_pipeline
-    from edgegate_cli.promptpacks import canonicalize, load_pack
-    from edgegate_cli.runner import execute_run
-    from edgegate_cli.signing import generate_key, load_signing_key
-    from edgegate_cli.workspace import open_workspace
+    from edgegate_cli.evidence.keys import generate_key, load_signing_key
+    from edgegate_cli.runs.execute import RunRequest, execute_run
+    from edgegate_cli.spec.pipeline import load_pipeline
+    from edgegate_cli.spec.promptpacks import canonicalize, load_pack
+    from edgegate_cli.store.workspace import open_workspace
 
     ws = open_workspace()
     generate_key(ws)
-    outcome = execute_run(ws, load_pipeline(REPO / "examples" / "genai" / "pipeline.yaml"), lambda _m: None)
+    outcome = execute_run(ws, RunRequest(load_pipeline(REPO / "examples" / "genai" / "pipeline.yaml")), lambda _m: None)
     result = create_bundle(ws, outcome.run_id, load_signing_key(ws), out=tmp_path / "g.zip")
     files = entries(tmp_path / "g.zip")
     pack = canonicalize(load_pack(REPO / "examples" / "genai" / "pack.json"))
@@ -260,7 +262,7 @@ def test_genai_bundle_carries_the_promptpack_and_re_derives(probed_home, tmp_pat
 
 def test_payload_environment_reads_local_and_ai_hub_payloads():
     """Local payloads carry `environment`; AI Hub payloads name the SDK under `edgegate.sdk_version`."""
-    from edgegate_cli.bundle_report import payload_environment
+    from edgegate_cli.evidence.bundle_report import payload_environment
 
     assert payload_environment({"environment": {"onnxruntime": "1.32.0", "cpu": "x"}}) == {
         "onnxruntime": "1.32.0", "cpu": "x"}
@@ -271,17 +273,17 @@ def test_payload_environment_reads_local_and_ai_hub_payloads():
 def test_relative_gate_baselines_travel_in_the_bundle(probed_home, tmp_path):
     """A run gated against `last-passed`: the baseline's mapping and payloads are in the bundle, the
     verdict re-derives from it, and a re-signed faster baseline makes the relative gate fail."""
-    from edgegate_cli.pipeline import load_pipeline
-    from edgegate_cli.runner import execute_run
-    from edgegate_cli.signing import generate_key, load_signing_key
-    from edgegate_cli.workspace import open_workspace
+    from edgegate_cli.evidence.keys import generate_key, load_signing_key
+    from edgegate_cli.runs.execute import RunRequest, execute_run
+    from edgegate_cli.spec.pipeline import load_pipeline
+    from edgegate_cli.store.workspace import open_workspace
 
     ws = open_workspace()
     generate_key(ws)
     pipe = write_pipeline(tmp_path / "rel.yaml", gates="[{metric: latency_ms, baseline: last-passed, "
                           "max_regression_pct: 900}]", extra_policy=LOOSE)
-    first = execute_run(ws, load_pipeline(pipe), lambda _m: None)
-    second = execute_run(ws, load_pipeline(pipe), lambda _m: None)
+    first = execute_run(ws, RunRequest(load_pipeline(pipe)), lambda _m: None)
+    second = execute_run(ws, RunRequest(load_pipeline(pipe)), lambda _m: None)
     assert (first.verdict, second.verdict) == ("passed", "passed")
     create_bundle(ws, second.run_id, load_signing_key(ws), out=tmp_path / "rel.zip")
     files = entries(tmp_path / "rel.zip")

@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from edgegate_cli.cas import CAS, tag, untag
 from edgegate_cli.errors import CorruptBlob, ExitCode, InvalidInput, NotFound
+from edgegate_cli.store.cas import CAS, tag, untag
 
 
 def _files(directory):
@@ -99,7 +99,7 @@ def test_put_file_of_a_missing_path_is_invalid_input(tmp_path):
 
 KILLED_WRITER = textwrap.dedent("""
     import sys
-    from edgegate_cli.cas import CAS
+    from edgegate_cli.store.cas import CAS
     CAS(sys.argv[1]).put_stream(sys.stdin.buffer)
     print("finished")
 """)

@@ -9,7 +9,11 @@ import pytest
 from conftest import write_pipeline
 from junitparser import Error, Failure, JUnitXml, Skipped
 
-from edgegate_cli.ci_reports import (
+from edgegate_cli.errors import InvalidInput
+from edgegate_cli.gating.evaluate import GateResult
+from edgegate_cli.measure.mapping import MetricValue
+from edgegate_cli.runs.execute import RunOutcome
+from edgegate_cli.ui.ci_reports import (
     SUMMARY_LIMIT_BYTES,
     failure_message,
     junit_xml,
@@ -17,10 +21,6 @@ from edgegate_cli.ci_reports import (
     write_junit,
     write_summary,
 )
-from edgegate_cli.errors import InvalidInput
-from edgegate_cli.gating import GateResult
-from edgegate_cli.mapping import MetricValue
-from edgegate_cli.runner import RunOutcome
 
 
 def _gate(label, status, *, device="local:cpu", metric="latency_ms", op="<=", threshold=0.25, value=0.31,

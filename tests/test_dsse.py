@@ -9,9 +9,9 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from edgegate_cli import dsse
 from edgegate_cli.errors import VerificationFailed
-from edgegate_cli.signing import signer_from_seed
+from edgegate_cli.evidence import dsse
+from edgegate_cli.evidence.keys import signer_from_seed
 
 SIGNER = signer_from_seed(bytes(range(32)))
 OTHER = signer_from_seed(bytes(range(1, 33)))
@@ -21,7 +21,7 @@ TRUSTED = {SIGNER.key_id: (SIGNER.public_key, None)}
 
 
 def spec_pae(payload_type: str, payload: bytes) -> bytes:
-    """PAE written straight from the DSSE spec (protocol.md), independently of edgegate_cli.dsse:
+    """PAE written straight from the DSSE spec (protocol.md), independently of edgegate_cli.evidence.dsse:
 
     PAE(type, body) = "DSSEv1" + SP + LEN(type) + SP + type + SP + LEN(body) + SP + body
     where LEN(s) is the ASCII decimal encoding of the byte length of s, with no leading zeros.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from edgegate_cli.gating import evaluate_gates
-from edgegate_cli.mapping import MetricValue
-from edgegate_cli.pipeline import Gate, RunPolicy
+from edgegate_cli.gating.evaluate import evaluate_gates
+from edgegate_cli.measure.mapping import MetricValue
+from edgegate_cli.spec.pipeline import Gate, RunPolicy
 
 POLICY = RunPolicy()
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from edgegate_cli.errors import ExitCode, InvalidInput
-from edgegate_cli.genie import GENIE_CANDIDATES, PAYLOAD_FORMAT, parse_genie_profile
-from edgegate_cli.mapping import compute_metrics, derive_mapping
+from edgegate_cli.measure.genie import GENIE_CANDIDATES, PAYLOAD_FORMAT, parse_genie_profile
+from edgegate_cli.measure.mapping import compute_metrics, derive_mapping
 
 REFERENCE = Path(__file__).resolve().parent / "data" / "genie_profile_llama3_2_1b_xiaomi15.json"
 HINT = "expected the JSON written by genie-t2t-run --profile"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from edgegate_cli.home import resolve_home
+from edgegate_cli.store.home import resolve_home
 
 
 def test_env_var_wins_over_dot_home(tmp_path, monkeypatch, fresh_home):

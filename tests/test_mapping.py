@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgegate_cli.backends.local import CANDIDATES, UNAVAILABLE
-from edgegate_cli.mapping import compute_metrics, derive_mapping, percentile, reduce_values
-from edgegate_cli.schemas import validate
+from edgegate_cli.backends.local.catalog import CANDIDATES, UNAVAILABLE
+from edgegate_cli.measure.mapping import compute_metrics, derive_mapping, percentile, reduce_values
+from edgegate_cli.spec.schemas import validate
 
 
 def payload(times, load=20.0, cosine=None):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edgegate_cli.errors import LimitExceeded
-from edgegate_cli.pipeline import load_pipeline
+from edgegate_cli.spec.pipeline import load_pipeline
 
 GATE = "gates: [{metric: latency_ms, op: '<=', value: 1}]\n"
 HEAD = "name: x\nbackend: local\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from edgegate_cli.errors import ExitCode, InvalidInput, LimitExceeded, NotFound, PackVersionExists
-from edgegate_cli.promptpack_format import (
+from edgegate_cli.spec.promptpack_format import (
     canonicalize,
     check_pack,
     effective_cases,
@@ -19,7 +19,7 @@ from edgegate_cli.promptpack_format import (
     pack_digest,
     validate_pack_file,
 )
-from edgegate_cli.promptpacks import (
+from edgegate_cli.spec.promptpacks import (
     add_pack,
     diff_packs,
     export_pack,
@@ -29,7 +29,7 @@ from edgegate_cli.promptpacks import (
     semver_key,
     write_export,
 )
-from edgegate_cli.workspace import open_workspace
+from edgegate_cli.store.workspace import open_workspace
 
 REPO = Path(__file__).resolve().parent.parent
 GENAI_PACK = REPO / "examples" / "genai" / "pack.json"
@@ -147,7 +147,7 @@ def test_genai_example_pack_passes_on_the_tiny_model():
     """Every case of the example pack passes on the committed tiny model with greedy decoding."""
     import onnxruntime_genai as og
 
-    from edgegate_cli.scoring import score_case
+    from edgegate_cli.measure.scoring import score_case
 
     model = og.Model(str(_tiny_model_dir()))
     tokenizer = og.Tokenizer(model)

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from edgegate_cli.errors import InvalidInput
-from edgegate_cli.relative_gates import evaluate_relative, skipped_no_baseline
+from edgegate_cli.gating.relative import evaluate_relative, skipped_no_baseline
 
 
 def _samples(median: float, n: int = 150, spread: float = 0.02, seed: int = 0) -> list[float]:

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from edgegate_cli import rollback_directive as rd
+from edgegate_cli.canonical import canonical_json
 from edgegate_cli.errors import InvalidInput, VerificationFailed
-from edgegate_cli.signed_json import canonical_json
-from edgegate_cli.signing import signer_from_seed
+from edgegate_cli.evidence import rollback_directive as rd
+from edgegate_cli.evidence.keys import signer_from_seed
 
 SIGNER = signer_from_seed(bytes(range(32)))
 OTHER = signer_from_seed(bytes(range(1, 33)))

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from edgegate_cli.errors import RunActive
-from edgegate_cli.runs import active_run, create_run, get_run, reap_abandoned, run_events, transition
-from edgegate_cli.workspace import open_workspace
+from edgegate_cli.store.runs import active_run, create_run, get_run, reap_abandoned, run_events, transition
+from edgegate_cli.store.workspace import open_workspace
 
 
 def new_run(db, **kw):
@@ -80,11 +80,9 @@ def test_run_ids_resolve_by_unique_prefix():
 
 
 def test_error_details_are_redacted_before_they_are_stored():
-    from edgegate_cli.redaction import register_secret
-
     secret = "tok-" + "9f8e7d6c5b4a3f2e1d0c"
-    register_secret(secret)
     ws = open_workspace()
+    ws.ctx.secrets.register(secret)
     run_id = new_run(ws.db)
     transition(ws.db, run_id, "error", f"backend said {secret}", {"error_detail": f"job failed: {secret} bad"})
     row = get_run(ws.db, run_id)

@@ -11,7 +11,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from edgegate_cli.errors import InvalidInput
-from edgegate_cli.schemas import SCHEMA_NAMES, load_document, load_schema, parse_file, schemas_dir
+from edgegate_cli.spec.schemas import SCHEMA_NAMES, load_document, load_schema, parse_file, schemas_dir
 
 REPO = Path(__file__).resolve().parent.parent
 NAMES = sorted(p.name.removesuffix(".schema.json") for p in (REPO / "schemas").glob("*.schema.json"))

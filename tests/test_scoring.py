@@ -8,7 +8,7 @@ import time
 import pytest
 
 from edgegate_cli.errors import ExitCode, InvalidInput
-from edgegate_cli.scoring import REGEX_TIMEOUT_S, CaseScore, regex_search, score_case
+from edgegate_cli.measure.scoring import REGEX_TIMEOUT_S, CaseScore, regex_search, score_case
 
 PASS = [
     ({"type": "exact", "value": "Paris."}, " Paris.", "output equals 'Paris.'"),

@@ -14,9 +14,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 
-from edgegate_cli import signing
 from edgegate_cli.errors import InvalidInput, NotFound
-from edgegate_cli.workspace import open_workspace
+from edgegate_cli.evidence import keys as signing
+from edgegate_cli.store.workspace import open_workspace
 
 # RFC 8032 §7.1, TEST 1
 RFC_SEED = bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")

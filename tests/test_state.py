@@ -14,7 +14,7 @@ import pytest
 from sqlite_utils import Migrations
 
 from edgegate_cli.errors import StateTooNew
-from edgegate_cli.state import (
+from edgegate_cli.store.state import (
     BUSY_TIMEOUT_MS,
     apply_migrations,
     migrations,
@@ -166,7 +166,7 @@ def test_a_newer_database_is_refused_by_the_cli(invoke, fresh_home):
 WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from edgegate_cli.state import open_state, record_audit
+    from edgegate_cli.store.state import open_state, record_audit
     home, name, go = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     while not go.exists():  # start together, so the opens and the writes overlap
         time.sleep(0.001)

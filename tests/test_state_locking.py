@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 
-from edgegate_cli.state import open_state
+from edgegate_cli.store.state import open_state
 
 
 def test_read_then_write_waits_for_another_writer(tmp_path):

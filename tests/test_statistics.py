@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from edgegate_cli.errors import InvalidInput
-from edgegate_cli.statistics import average_ranks, mann_whitney_u_greater
+from edgegate_cli.gating.statistics import average_ranks, mann_whitney_u_greater
 
 REL = 1e-9
 

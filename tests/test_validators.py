@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgegate_cli.errors import ExitCode, InvalidInput, LimitExceeded
-from edgegate_cli.validators import MAX_MODEL_BYTES, TensorSpec, validate_model
+from edgegate_cli.spec.validators import MAX_MODEL_BYTES, TensorSpec, validate_model
 
 REPO = Path(__file__).resolve().parent.parent
 PROBE = REPO / "probe_models"

@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from .bodies import chunks, declared_length, drain, read_json
 from .codes import AgentRefusal, Code
-from .deploy import accept_deploy
+from .deploy import accept_deploy, resume_interrupted
 from .rollback import rollback
 from .runtime import Agent
 
@@ -119,6 +119,7 @@ def create_app(agent: Agent) -> Starlette:
     @asynccontextmanager
     async def lifespan(app):
         await run_in_threadpool(agent.restore)  # the active model serves again before the first request
+        await run_in_threadpool(resume_interrupted, agent)
         yield
 
     return Starlette(

@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from .. import dsse
 from ..errors import InvalidInput
+from ..evidence import dsse
 
 _ID_RE = re.compile(r"^[\x21-\x7e]{1,128}\Z")
 _TOP = {"device_id", "device_type", "cohorts", "state_dir", "listen", "warmup", "require_evidence", "threads",

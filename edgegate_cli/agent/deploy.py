@@ -17,11 +17,11 @@ import secrets
 import threading
 import time
 
-from ..release_manifest import ReleaseManifest, envelope_text
+from ..evidence.release_manifest import ReleaseManifest, envelope_text
 from .codes import AgentRefusal, Code
 from .models import load_model, main_model_file, warm_up, warmup_feeds
 from .runtime import Agent, log, public_deployment
-from .state import utc_text
+from .state import IN_FLIGHT, utc_text
 from .trust import (
     check_blobs,
     check_fresh,
@@ -66,14 +66,16 @@ def accept_deploy(agent: Agent, body) -> dict:
     return view
 
 
-def resume(agent: Agent, dep: dict) -> None:
-    """Continue a deployment a restart interrupted (a rollback is not resumed: it fails, nothing changed)."""
-    if dep["kind"] != "deploy" or not dep.get("envelope"):
-        agent.fail(dep["id"], AgentRefusal(Code.INTERNAL, "interrupted by an agent restart; nothing changed"))
-        return
-    log.info("resuming deployment %s after a restart", dep["id"])
-    agent.set_status(dep["id"], "staging")
-    _start(agent, dep["id"], dep["envelope"], time.monotonic())
+def resume_interrupted(agent: Agent) -> None:
+    """Continue the deployment a restart interrupted, if any (a rollback is not resumed: it fails, and
+    nothing had changed)."""
+    for dep in [d for d in agent.state["deployments"] if d["status"] in IN_FLIGHT]:
+        if dep["kind"] != "deploy" or not dep.get("envelope"):
+            agent.fail(dep["id"], AgentRefusal(Code.INTERNAL, "interrupted by an agent restart; nothing changed"))
+            continue
+        log.info("resuming deployment %s after a restart", dep["id"])
+        agent.set_status(dep["id"], "staging")
+        _start(agent, dep["id"], dep["envelope"], time.monotonic())
 
 
 def _start(agent: Agent, dep_id: str, envelope: dict, started: float) -> None:

@@ -17,9 +17,9 @@ import secrets
 import time
 from datetime import timedelta
 
-from ..dsse import parse_utc
 from ..errors import VerificationFailed
-from ..rollback_directive import RollbackDirective, verify_rollback_envelope
+from ..evidence.dsse import parse_utc
+from ..evidence.rollback_directive import RollbackDirective, verify_rollback_envelope
 from .codes import AgentRefusal, Code, from_verification
 from .runtime import Agent
 from .state import utc_text

@@ -13,25 +13,25 @@ import logging
 import shutil
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from .. import __version__
+from ..context import Context
 from .blobs import BlobStore
 from .codes import AgentRefusal, Code
 from .config import AgentConfig
 from .health import Metrics, VersionHealth, reference_agreement
 from .models import LoadedModel, Slot, feeds_from_json, load_model, outputs_to_json, warm_up, warmup_feeds
-from .state import IN_FLIGHT, StateFile, find_deployment, in_flight, prune, record_refusal, utc_text
+from .state import StateFile, find_deployment, in_flight, prune, record_refusal, utc_text
 
 log = logging.getLogger("edgegate.agent")
 PUBLIC_RELEASE = ("name", "version", "sha256", "manifest_sha256", "since", "deployment_id")
 
 
 class Agent:
-    def __init__(self, cfg: AgentConfig, clock=None):
+    def __init__(self, cfg: AgentConfig, ctx: Context | None = None):
         self.cfg = cfg
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = (ctx or Context()).clock.now  # expiry, replay windows and timestamps read this clock
         self.files = StateFile(cfg.state_dir)
         self.state = self.files.load()
         self.blobs = BlobStore(cfg.state_dir / "blobs")
@@ -191,7 +191,8 @@ class Agent:
     # -- start -----------------------------------------------------------------------------------
 
     def restore(self) -> None:
-        """Serve the active release again (its files rehashed first) and resume an interrupted deploy."""
+        """Serve the active release again, its files rehashed first (deploy.resume_interrupted then
+        continues a deployment a crash interrupted)."""
         for stale in self.releases.glob(".*.tmp"):
             shutil.rmtree(stale, ignore_errors=True)
         active = self.state["active"]
@@ -204,10 +205,6 @@ class Agent:
             else:
                 self.slot.active = model
                 self.metrics.set_active(model.label)
-        from .deploy import resume
-
-        for dep in [d for d in self.state["deployments"] if d["status"] in IN_FLIGHT]:
-            resume(self, dep)
 
 
 def _dir_name(release: dict) -> str:

@@ -9,6 +9,7 @@ import logging
 import socket
 import ssl
 
+from ..context import Context
 from ..errors import InvalidInput
 from .config import AgentConfig
 
@@ -52,7 +53,7 @@ def bind(cfg: AgentConfig) -> socket.socket:
     return sock
 
 
-def serve(cfg: AgentConfig, *, log_level: str = "info") -> None:
+def serve(cfg: AgentConfig, ctx: Context, *, log_level: str = "info") -> None:
     """Run the agent until SIGINT/SIGTERM. Raises InvalidInput for a bad TLS setup, a state directory it
     cannot use, or an address it cannot listen on."""
     import uvicorn
@@ -62,7 +63,7 @@ def serve(cfg: AgentConfig, *, log_level: str = "info") -> None:
 
     context = server_ssl_context(cfg)
     sock = bind(cfg)
-    agent = Agent(cfg)
+    agent = Agent(cfg, ctx)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = uvicorn.Config(
         create_app(agent), host=cfg.host, port=cfg.port, workers=1, http="h11", lifespan="on",

@@ -19,9 +19,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..dsse import parse_utc
 from ..errors import InvalidInput, VerificationFailed
-from ..release_manifest import ReleaseManifest, verify_release_envelope
+from ..evidence.dsse import parse_utc
+from ..evidence.release_manifest import ReleaseManifest, verify_release_envelope
 from .blobs import BlobStore
 from .codes import AgentRefusal, Code, from_verification
 from .config import AgentConfig

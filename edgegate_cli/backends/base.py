@@ -6,7 +6,9 @@ and reads metrics only through the mapping that `probe` derives from real payloa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from pydantic import BaseModel
@@ -50,6 +52,32 @@ class ProbeOutcome(BaseModel):
 Progress = Callable[[str], None]
 
 
+@contextlib.contextmanager
+def sdk_output_to_stderr() -> Iterator[None]:
+    """Send what backend SDKs print (qai_hub's TorchScript deprecation box) to stderr: stdout may carry --json.
+
+    Entered by the orchestrator on its own thread before any device thread starts, and left after they
+    have all joined, so no two threads ever swap `sys.stdout` at once.
+    """
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+class Notice(str):
+    """A progress line that is also an event of the run (`run_events`, e.g. a resubmitted AI Hub job).
+
+    It is a plain str to every progress callback; `execute_run` records the ones a backend reports while
+    measuring, under `code` (e.g. "AIHUB_RESUBMITTED").
+    """
+
+    code: str
+
+    def __new__(cls, code: str, text: str) -> Notice:
+        notice = super().__new__(cls, text)
+        notice.code = code
+        return notice
+
+
 class DeviceInfo(BaseModel):
     """One device a backend can run on (`edgegate probe devices`)."""
 
@@ -78,33 +106,3 @@ class Backend(Protocol):
 
     def probe(self, probe_run_id: str, progress: Progress) -> ProbeOutcome:
         """Run the probe models and derive capabilities and the metric mapping."""
-
-
-def get_backend(name: str, ws=None, devices: list[str] | None = None) -> Backend:
-    """The backend called `name`; InvalidInput for an unknown one.
-
-    `ws` (a Workspace) gives qaihub its state cache of AI Hub ids; `devices` are the AI Hub devices a
-    qaihub probe runs on (the local backend takes none).
-    """
-    from ..errors import InvalidInput
-
-    if name == "local":
-        if devices:
-            raise InvalidInput("--device picks AI Hub devices for `probe --backend qaihub`; the local backend "
-                               "probes this machine (local:cpu)")
-        from .local import LocalBackend
-
-        return LocalBackend()
-    if name == "qaihub":
-        from .qaihub import QAIHubBackend
-
-        return QAIHubBackend(state_path=ws.home.db_path if ws is not None else None, probe_devices=devices)
-    raise InvalidInput(f"unknown backend {name!r} (known: local, qaihub)")
-
-
-def list_devices(name: str) -> list[DeviceInfo]:
-    """Every device backend `name` can run on (AI Hub's live device list for qaihub)."""
-    backend = get_backend(name)
-    if hasattr(backend, "list_devices"):
-        return backend.list_devices()
-    return [DeviceInfo(name=d, frameworks=["onnx"]) for d in backend.available_devices()]

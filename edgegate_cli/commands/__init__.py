@@ -1,4 +1,4 @@
-"""One thin module per subcommand: parse options, call one core function, render through `output`."""
+"""One thin module per subcommand: parse options, call one core function, render through `ui`."""
 
 from __future__ import annotations
 
@@ -11,20 +11,28 @@ SUMMARY_OPTION = typer.Option(None, "--summary", metavar="FILE",
                               help="Write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY).")
 
 
-def open_workspace(home=None):
+def start(cli_ctx: typer.Context, json_: bool = False):
+    """A command's first call: take this invocation's Context (which `cli.root` put on the root click
+    context), record the command's --json choice (so errors, too, come out as JSON), and return its Output."""
+    from ..ui.output import Output
+
+    ctx = cli_ctx.find_root().obj
+    ctx.output.json = bool(json_)
+    return Output(ctx)
+
+
+def open_workspace(out, home=None):
     """The home for this invocation (or `home`), opened and migrated; --verbose names it on stderr."""
-    from .. import output
-    from ..workspace import open_workspace as _open
+    from ..store.workspace import open_workspace as _open
 
-    return _open(home, on_open=lambda home: output.verbose(f"home: {home.path} (from {home.source})"))
+    return _open(home, ctx=out.ctx, on_open=lambda home: out.verbose(f"home: {home.path} (from {home.source})"))
 
 
-def write_ci_reports(result, junit: str | None, summary: str | None) -> None:
+def write_ci_reports(out, result, junit: str | None, summary: str | None) -> None:
     """`--junit FILE` / `--summary FILE`: the CI reports of a run outcome or a re-evaluation (a pydantic model)."""
     if not (junit or summary):
         return
-    from .. import output
-    from ..ci_reports import write_reports
+    from ..ui.ci_reports import write_reports
 
     for path in write_reports(result.model_dump(mode="json"), junit=junit, summary=summary):
-        output.log(f"Wrote {path}", style=None)
+        out.log(f"Wrote {path}", style=None)

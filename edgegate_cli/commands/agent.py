@@ -19,6 +19,7 @@ DAYS_HELP = "Validity in days."
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     config: Path = typer.Option(..., "--config", metavar="FILE", help="The agent config (TOML)."),
     check: bool = typer.Option(False, "--check", help="Check the config and the TLS files, print them, and exit."),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error (stderr)."),
@@ -28,12 +29,12 @@ def serve(
 
     Example: edgegate agent serve --config /etc/edgegate/agent.toml
     """
-    from .. import output
     from ..agent.config import load_config
     from ..agent.server import serve as run_server
     from ..agent.server import server_ssl_context
+    from . import start
 
-    output.set_json(json_)
+    out = start(ctx, json_)
     cfg = load_config(config)
     if log_level not in ("debug", "info", "warning", "error"):
         from ..errors import InvalidInput
@@ -41,27 +42,26 @@ def serve(
         raise InvalidInput(f"--log-level is {log_level!r}, expected debug, info, warning or error")
     if check:
         server_ssl_context(cfg)
-        output.emit({"config": str(cfg.source), "device_id": cfg.device_id, "device_type": cfg.device_type,
-                     "listen": f"{cfg.host}:{cfg.port}", "state_dir": str(cfg.state_dir),
-                     "trusted_keys": sorted(cfg.trusted_keys), "require_evidence": cfg.require_evidence},
-                    lambda r: output.line(f"{r['config']}: OK — device {r['device_id']} ({r['device_type']}) "
-                                          f"on https://{r['listen']}, trusting {', '.join(r['trusted_keys'])}"))
+        out.emit({"config": str(cfg.source), "device_id": cfg.device_id, "device_type": cfg.device_type,
+                  "listen": f"{cfg.host}:{cfg.port}", "state_dir": str(cfg.state_dir),
+                  "trusted_keys": sorted(cfg.trusted_keys), "require_evidence": cfg.require_evidence},
+                 lambda out, r: out.line(f"{r['config']}: OK — device {r['device_id']} ({r['device_type']}) "
+                                         f"on https://{r['listen']}, trusting {', '.join(r['trusted_keys'])}"))
         return
-    run_server(cfg, log_level=log_level)
+    run_server(cfg, out.ctx, log_level=log_level)
 
 
-def _issued(result) -> None:
+def _issued(out, result) -> None:
     from dataclasses import asdict
 
-    from .. import output
-
-    output.emit(asdict(result), lambda r: (output.line(f"Wrote {r['cert']} and {r['key']} (mode 0600)"),
-                                           output.line(f"Subject {r['subject']}, valid until {r['not_after']}, "
-                                                       f"{r['sha256']}")))
+    out.emit(asdict(result), lambda out, r: (out.line(f"Wrote {r['cert']} and {r['key']} (mode 0600)"),
+                                             out.line(f"Subject {r['subject']}, valid until {r['not_after']}, "
+                                                      f"{r['sha256']}")))
 
 
 @certs_app.command("ca")
 def certs_ca(
+    ctx: typer.Context,
     out_dir: Path = typer.Argument(..., metavar="DIR", help="Where to write fleet-ca.crt and fleet-ca.key."),
     days: int = typer.Option(3650, "--days", min=1, help=DAYS_HELP),
     json_: bool = JSON_OPTION,
@@ -70,15 +70,16 @@ def certs_ca(
 
     Example: edgegate agent certs ca ./fleet
     """
-    from .. import output
     from ..fleet.certs import create_ca
+    from . import start
 
-    output.set_json(json_)
-    _issued(create_ca(out_dir, days=days))
+    out = start(ctx, json_)
+    _issued(out, create_ca(out_dir, days=days))
 
 
 @certs_app.command("device")
 def certs_device(
+    ctx: typer.Context,
     out_dir: Path = typer.Argument(..., metavar="DIR", help="Where to write device.crt and device.key."),
     ca: Path = CA_OPTION,
     device_id: str = typer.Option(..., "--device-id", help="The device id (the certificate's common name)."),
@@ -91,15 +92,16 @@ def certs_device(
 
     Example: edgegate agent certs device ./dev-1 --ca ./fleet --device-id dev-1 --host 10.0.0.7
     """
-    from .. import output
     from ..fleet.certs import issue_device_cert
+    from . import start
 
-    output.set_json(json_)
-    _issued(issue_device_cert(ca, out_dir, device_id, host, days=days))
+    out = start(ctx, json_)
+    _issued(out, issue_device_cert(ca, out_dir, device_id, host, days=days))
 
 
 @certs_app.command("client")
 def certs_client(
+    ctx: typer.Context,
     out_dir: Path = typer.Argument(..., metavar="DIR", help="Where to write NAME.crt and NAME.key."),
     ca: Path = CA_OPTION,
     name: str = typer.Option("release-box", "--name", help="The client's name (common name and file name)."),
@@ -110,8 +112,8 @@ def certs_client(
 
     Example: edgegate agent certs client ./box --ca ./fleet
     """
-    from .. import output
     from ..fleet.certs import issue_client_cert
+    from . import start
 
-    output.set_json(json_)
-    _issued(issue_client_cert(ca, out_dir, name, days=days))
+    out = start(ctx, json_)
+    _issued(out, issue_client_cert(ca, out_dir, name, days=days))

@@ -11,6 +11,7 @@ app = typer.Typer(help="Inspect and check the content-addressed store (cas/).", 
 
 @app.command()
 def verify(
+    ctx: typer.Context,
     digests: Annotated[list[str] | None, typer.Argument(
         metavar="DIGEST", help="sha256:<hex> digests (default: all).", show_default=False)] = None,
     json_: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -19,15 +20,14 @@ def verify(
 
     Checks every blob, or only the given digests. Nothing is deleted: a corrupt blob stays as evidence.
     """
-    from .. import output
-    from ..artifacts import verify_blobs
     from ..errors import ExitCode, VerificationFailed
-    from . import open_workspace
+    from ..store.artifacts import verify_blobs
+    from . import open_workspace, start
 
-    output.set_json(json_)
-    ws = open_workspace()
+    out = start(ctx, json_)
+    ws = open_workspace(out)
     report = verify_blobs(ws.db, ws.cas, digests or None)
-    output.emit(report, _render_verify)
+    out.emit(report, _render_verify)
     if report.ok:
         return
     if json_:  # the report is the one JSON document on stdout, as `run --json` does with its outcome
@@ -38,40 +38,35 @@ def verify(
         hint="the listed blobs were altered or removed on disk; re-ingest the original files")
 
 
-def _render_verify(report) -> None:
-    from .. import output
-
+def _render_verify(out, report) -> None:
     # full digests, each on a line of its own (the file path is in --json): what the user acts on
     for c in report.corrupt:
-        output.line(f"corrupt {c.sha256}")
-        output.line(f"  hashes to {c.actual}")
+        out.line(f"corrupt {c.sha256}")
+        out.line(f"  hashes to {c.actual}")
     for digest in report.missing:
-        output.line(f"missing {digest}")
+        out.line(f"missing {digest}")
     if report.ok:
-        output.line(f"{report.checked} blob{'' if report.checked == 1 else 's'} verified, all intact")
+        out.line(f"{report.checked} blob{'' if report.checked == 1 else 's'} verified, all intact")
 
 
 @app.command("ls")
-def ls(json_: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
+def ls(ctx: typer.Context, json_: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
     """List stored artifacts: digest, kind, size, created, expires, original name, references."""
-    from .. import output
-    from ..artifacts import list_artifacts
-    from . import open_workspace
+    from ..store.artifacts import list_artifacts
+    from . import open_workspace, start
 
-    output.set_json(json_)
-    ws = open_workspace()
-    output.emit(list_artifacts(ws.db, ws.cas), _render_ls)
+    out = start(ctx, json_)
+    ws = open_workspace(out)
+    out.emit(list_artifacts(ws.db, ws.cas), _render_ls)
 
 
-def _render_ls(listing) -> None:
-    from .. import output
-
+def _render_ls(out, listing) -> None:
     items = listing.artifacts
     if not items:
-        output.line("The store is empty.")
+        out.line("The store is empty.")
         return
     # short digests and dates keep the table within 100 columns; --json has the full values
-    output.table(None, ["digest", "kind", "bytes", "created", "expires", "original name", "refs"], [
+    out.table(None, ["digest", "kind", "bytes", "created", "expires", "original name", "refs"], [
         (i.sha256[7:19] + ("" if i.present else " (missing)"), i.kind or "untracked", f"{i.bytes:,}",
          (i.created_at or "-")[:10], (i.expires_at or "-")[:10], i.original_name or "-", i.refs)
         for i in items])

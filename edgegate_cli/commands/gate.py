@@ -15,6 +15,7 @@ app.add_typer(baseline.app, name="baseline")
 
 @app.command()
 def check(
+    ctx: typer.Context,
     run_id: str = typer.Argument(..., metavar="RUN|BUNDLE", help="Run id (or a unique prefix; see `edgegate runs "
                                  "list`), or the path of a bundle zip."),
     key: list[str] = typer.Option(None, "--key", metavar="PUBFILE", help="For a BUNDLE: trust only this public "
@@ -30,33 +31,35 @@ def check(
     """
     from pathlib import Path
 
-    from .. import output, render
     from ..errors import ExitCode, InvalidInput
-    from ..reevaluation import reevaluate_run, require_agreement
-    from . import open_workspace, write_ci_reports
+    from ..gating.reevaluation import reevaluate_run, require_agreement
+    from ..ui import render
+    from . import open_workspace, start, write_ci_reports
 
-    output.set_json(json_)
+    out = start(ctx, json_)
     if Path(run_id).is_file():
-        _check_bundle(run_id, key, junit, summary)
+        _check_bundle(out, run_id, key, junit, summary)
     if key:
         raise InvalidInput(f"--key applies to a BUNDLE file, and {run_id} is not a file")
-    result = require_agreement(reevaluate_run(open_workspace(), run_id))
-    write_ci_reports(result, junit, summary)
-    output.emit(result, lambda r: (render.gate_table([g.model_dump() for g in r.evaluation.gates]),
-                                   output.line(f"{r.verdict.upper()}: recomputed from raw payloads; agrees "
+    result = require_agreement(reevaluate_run(open_workspace(out), run_id))
+    write_ci_reports(out, result, junit, summary)
+    out.emit(result, lambda out, r: (render.gate_table(out, [g.model_dump() for g in r.evaluation.gates]),
+                                   out.line(f"{r.verdict.upper()}: recomputed from raw payloads; agrees "
                                                f"with the stored verdict of run {r.run_id}")))
     raise typer.Exit(int(ExitCode.for_verdict(result.verdict)))
 
 
-def _check_bundle(path: str, key_files: list[str] | None, junit: str | None = None, summary: str | None = None) -> None:
-    from .. import output, render
-    from ..bundle_check import check_bundle, require_agreement, trusted_keys_for
+def _check_bundle(out, path: str, key_files: list[str] | None, junit: str | None = None,
+                  summary: str | None = None) -> None:
     from ..errors import ExitCode
+    from ..evidence.verify import trusted_keys_for
+    from ..gating.bundle_reevaluation import check_bundle, require_agreement
+    from ..ui import render
     from . import write_ci_reports
 
-    result = require_agreement(check_bundle(path, trusted_keys_for(key_files)[0]))
-    write_ci_reports(result, junit, summary)
-    output.emit(result, lambda r: (render.gate_table(r.evaluation["gates"]), output.line(
+    result = require_agreement(check_bundle(path, trusted_keys_for(out.ctx, key_files)[0]))
+    write_ci_reports(out, result, junit, summary)
+    out.emit(result, lambda out, r: (render.gate_table(out, r.evaluation["gates"]), out.line(
         f"{r.verdict.upper()}: recomputed from the bundle's raw payloads; agrees with the verdict "
         f"signed by {r.key_id} for run {r.run_id}")))
     raise typer.Exit(int(ExitCode.for_verdict(result.verdict)))
@@ -64,14 +67,15 @@ def _check_bundle(path: str, key_files: list[str] | None, junit: str | None = No
 
 @app.command()
 def explain(
+    ctx: typer.Context,
     run_id: str = typer.Argument(..., metavar="RUN", help="Run id (or a unique prefix)."),
     json_: bool = typer.Option(False, "--json", help="Print the explanation as one JSON document."),
 ) -> None:
     """Explain, per gate and device, the value, threshold, per-repeat values, CV and why it passed or not."""
-    from .. import output, render
-    from ..reevaluation import reevaluate_run
-    from . import open_workspace
+    from ..gating.reevaluation import reevaluate_run
+    from ..ui import render
+    from . import open_workspace, start
 
-    output.set_json(json_)
-    result = reevaluate_run(open_workspace(), run_id)
-    output.emit(result, lambda r: render.explain(r.model_dump(mode="json")))
+    out = start(ctx, json_)
+    result = reevaluate_run(open_workspace(out), run_id)
+    out.emit(result, lambda out, r: render.explain(out, r.model_dump(mode="json")))

@@ -9,6 +9,7 @@ app = typer.Typer()
 
 @app.command()
 def gc(
+    ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be removed; remove nothing."),
     json_: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -18,23 +19,20 @@ def gc(
 
     Untracked blobs and stale temp files older than a day are removed too.
     """
-    from .. import output
-    from ..retention import collect_garbage
-    from . import open_workspace
+    from ..store.retention import collect_garbage
+    from . import open_workspace, start
 
-    output.set_json(json_)
-    ws = open_workspace()
+    out = start(ctx, json_)
+    ws = open_workspace(out)
     report = collect_garbage(ws.db, ws.cas, dry_run=dry_run)
-    output.emit(report, _render)
+    out.emit(report, _render)
 
 
-def _render(report) -> None:
-    from .. import output
-
+def _render(out, report) -> None:
     verb, done = ("Would free", "would be removed") if report.dry_run else ("Freed", "removed")
     if report.removed:
-        output.table(None, ["digest", "reason", "kind", "bytes", "original name"], [
+        out.table(None, ["digest", "reason", "kind", "bytes", "original name"], [
             (i.sha256[7:19] if i.sha256 else "-", i.reason, i.kind or "-", f"{i.bytes:,}",
              i.original_name or "-") for i in report.removed])
-    output.line(f"{verb} {report.bytes_freed:,} bytes ({len(report.removed)} {done}; "
+    out.line(f"{verb} {report.bytes_freed:,} bytes ({len(report.removed)} {done}; "
                 f"{report.kept_referenced} expired but still referenced)")

@@ -8,15 +8,14 @@ app = typer.Typer()
 
 
 @app.command()
-def init(json_: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
+def init(ctx: typer.Context, json_: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
     """Create a project home (.edgegate/) in the current directory, with its state and store."""
-    from .. import output
-    from ..home import init_home
-    from ..state import record_audit
-    from . import open_workspace
+    from ..store.home import init_home
+    from ..store.state import record_audit
+    from . import open_workspace, start
 
-    output.set_json(json_)
-    ws = open_workspace(init_home())
+    out = start(ctx, json_)
+    ws = open_workspace(out, init_home())
     record_audit(ws.db, "init", "home_created", {"path": str(ws.home.path)})
-    output.emit({"home": str(ws.home.path), "state": str(ws.home.db_path)},
-                lambda r: output.line(f"Initialised EdgeGate home at {r['home']}"))
+    out.emit({"home": str(ws.home.path), "state": str(ws.home.db_path)},
+                lambda out, r: out.line(f"Initialised EdgeGate home at {r['home']}"))

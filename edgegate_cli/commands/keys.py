@@ -14,36 +14,32 @@ def _key_line(verb: str, key) -> str:
 
 
 @app.command()
-def generate(json_: bool = JSON_OPTION) -> None:
+def generate(ctx: typer.Context, json_: bool = JSON_OPTION) -> None:
     """Create a new signing key; it becomes the active key. The seed goes to <home>/keys/<key_id>.key (0600)."""
-    from .. import output
-    from ..signing import generate_key
-    from . import open_workspace
+    from ..evidence.keys import generate_key
+    from . import open_workspace, start
 
-    output.set_json(json_)
-    key = generate_key(open_workspace())
-    output.emit(key, lambda k: (output.line(_key_line("Generated signing key", k)),
-                                output.line(f"Private key file: {k.private_key_file} (mode 0600)")))
+    out = start(ctx, json_)
+    key = generate_key(open_workspace(out))
+    out.emit(key, lambda out, k: (out.line(_key_line("Generated signing key", k)),
+                                out.line(f"Private key file: {k.private_key_file} (mode 0600)")))
 
 
 @app.command("list")
-def list_(json_: bool = JSON_OPTION) -> None:
+def list_(ctx: typer.Context, json_: bool = JSON_OPTION) -> None:
     """List the keys this home knows and which one signs now."""
-    from .. import output
-    from ..signing import list_keys
-    from . import open_workspace
+    from ..evidence.keys import list_keys
+    from . import open_workspace, start
 
-    output.set_json(json_)
-    output.emit(list_keys(open_workspace()), _show_list)
+    out = start(ctx, json_)
+    out.emit(list_keys(open_workspace(out)), _show_list)
 
 
-def _show_list(result) -> None:
-    from .. import output
-
+def _show_list(out, result) -> None:
     if not result.keys:
-        output.line("No signing keys. Run `edgegate keys generate`, or set EDGEGATE_SIGNING_KEY.")
+        out.line("No signing keys. Run `edgegate keys generate`, or set EDGEGATE_SIGNING_KEY.")
         return
-    output.table(None, ["key id", "status", "created", "revoked", "seed"], [
+    out.table(None, ["key id", "status", "created", "revoked", "seed"], [
         (k.key_id, "active" if k.key_id == result.active else "revoked" if k.revoked_at else "",
          _minute(k.created_at), _minute(k.revoked_at), "env" if k.source == "env" else
          "file" if k.private_key_file else "none") for k in result.keys])
@@ -55,49 +51,48 @@ def _minute(stamp: str | None) -> str:
 
 @app.command()
 def export(
+    ctx: typer.Context,
     key_id: str = typer.Argument(..., help="The key id, e.g. eg-0123456789abcdef."),
     fmt: str = typer.Option("pem", "--format", help="pem (SubjectPublicKeyInfo, the default) or base64 "
                             "(the raw 32-byte key)."),
     json_: bool = JSON_OPTION,
 ) -> None:
     """Print a public key, for `edgegate verify --key` or any Ed25519 tool."""
-    from .. import output
-    from ..signing import export_public_key
-    from . import open_workspace
+    from ..evidence.keys import export_public_key
+    from . import open_workspace, start
 
-    output.set_json(json_)
-    text = export_public_key(open_workspace(), key_id, fmt)
-    output.emit({"key_id": key_id, "format": fmt, "public_key": text},
-                lambda r: output.line(r["public_key"].rstrip("\n")))
+    out = start(ctx, json_)
+    text = export_public_key(open_workspace(out), key_id, fmt)
+    out.emit({"key_id": key_id, "format": fmt, "public_key": text},
+                lambda out, r: out.line(r["public_key"].rstrip("\n")))
 
 
 @app.command()
 def revoke(
+    ctx: typer.Context,
     key_id: str = typer.Argument(..., help="The key id to revoke."),
     at: str = typer.Option(None, "--at", metavar="TIME", help="Revocation time, ISO-8601 with a zone "
                            "(default: now). Signatures made at or after it stop verifying."),
     json_: bool = JSON_OPTION,
 ) -> None:
     """Revoke a key from a time on; bundles it signed before that time still verify."""
-    from .. import output
-    from ..signing import revoke_key
-    from . import open_workspace
+    from ..evidence.keys import revoke_key
+    from . import open_workspace, start
 
-    output.set_json(json_)
-    key = revoke_key(open_workspace(), key_id, at)
-    output.emit(key, lambda k: output.line(f"Revoked {k.key_id} as of {k.revoked_at}"))
+    out = start(ctx, json_)
+    key = revoke_key(open_workspace(out), key_id, at)
+    out.emit(key, lambda out, k: out.line(f"Revoked {k.key_id} as of {k.revoked_at}"))
 
 
 @app.command()
-def rotate(json_: bool = JSON_OPTION) -> None:
+def rotate(ctx: typer.Context, json_: bool = JSON_OPTION) -> None:
     """Generate a new key and revoke the previously active key file's key as of now."""
-    from .. import output
-    from ..signing import rotate_key
-    from . import open_workspace
+    from ..evidence.keys import rotate_key
+    from . import open_workspace, start
 
-    output.set_json(json_)
-    result = rotate_key(open_workspace())
-    output.emit(result, lambda r: (
-        output.line(_key_line("New signing key", r.new_key)),
-        output.line(f"Revoked {r.revoked_key.key_id} as of {r.revoked_key.revoked_at}" if r.revoked_key
+    out = start(ctx, json_)
+    result = rotate_key(open_workspace(out))
+    out.emit(result, lambda out, r: (
+        out.line(_key_line("New signing key", r.new_key)),
+        out.line(f"Revoked {r.revoked_key.key_id} as of {r.revoked_key.revoked_at}" if r.revoked_key
                     else "No previous key to revoke")))

@@ -12,118 +12,122 @@ JSON_OPTION = typer.Option(False, "--json", help="Print the result as JSON.")
 
 
 @app.command()
-def add(file: Path = typer.Argument(..., help="A PromptPack JSON file."), json_: bool = JSON_OPTION) -> None:
+def add(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="A PromptPack JSON file."), json_: bool = JSON_OPTION) -> None:
     """Validate, canonicalize and store a pack version. The same id and version again is a no-op if the
     content is the same, and refused (exit 2) if it differs: publish a new version instead."""
-    from .. import output
-    from ..promptpacks import add_pack
-    from . import open_workspace
+    from ..spec.promptpacks import add_pack
+    from . import open_workspace, start
 
-    output.set_json(json_)
-    result = add_pack(open_workspace(), file)
+    out = start(ctx, json_)
+    result = add_pack(open_workspace(out), file)
     verb = "Added" if result.status == "added" else "Unchanged:"
-    output.emit(result, lambda r: output.line(f"{verb} {r.pack_id}@{r.version} ({r.cases} cases, {r.sha256[:19]})"))
+    out.emit(result, lambda out, r: out.line(f"{verb} {r.pack_id}@{r.version} ({r.cases} cases, {r.sha256[:19]})"))
 
 
 @app.command("list")
-def list_(json_: bool = JSON_OPTION) -> None:
+def list_(
+    ctx: typer.Context,
+    json_: bool = JSON_OPTION) -> None:
     """List the stored pack versions, newest version first."""
-    from .. import output
-    from ..promptpacks import list_packs
-    from . import open_workspace
+    from ..spec.promptpacks import list_packs
+    from . import open_workspace, start
 
-    output.set_json(json_)
-    output.emit(list_packs(open_workspace()), _render_list)
+    out = start(ctx, json_)
+    out.emit(list_packs(open_workspace(out)), _render_list)
 
 
-def _render_list(listing) -> None:
-    from .. import output
-
+def _render_list(out, listing) -> None:
     if not listing.packs:
-        output.line("No PromptPacks yet. Add one with `edgegate pack add FILE`.")
+        out.line("No PromptPacks yet. Add one with `edgegate pack add FILE`.")
         return
-    output.table(None, ["pack", "version", "cases", "digest", "added"], [
+    out.table(None, ["pack", "version", "cases", "digest", "added"], [
         (p.pack_id, p.version, p.cases, p.sha256[7:19], (p.created_at or "")[:10]) for p in listing.packs])
 
 
 @app.command()
-def show(ref: str = typer.Argument(..., metavar="ID[@VERSION]", help="A pack id (newest version) or id@version."),
+def show(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., metavar="ID[@VERSION]", help="A pack id (newest version) or id@version."),
          json_: bool = JSON_OPTION) -> None:
     """Show a stored pack: its digest and each case's prompt and check."""
-    from .. import output
-    from ..promptpacks import get_pack
-    from . import open_workspace
+    from ..spec.promptpacks import get_pack
+    from . import open_workspace, start
 
-    output.set_json(json_)
-    output.emit(get_pack(open_workspace(), ref), _render_show)
+    out = start(ctx, json_)
+    out.emit(get_pack(open_workspace(out), ref), _render_show)
 
 
-def _render_show(pack) -> None:
-    from .. import output
-    from ..promptpack_format import effective_cases
+def _render_show(out, pack) -> None:
+    from ..spec.promptpack_format import effective_cases
 
-    output.line(f"{pack.pack_id}@{pack.version} {pack.sha256[:19]} ({pack.cases} cases, added {pack.created_at[:10]})")
+    out.line(f"{pack.pack_id}@{pack.version} {pack.sha256[:19]} ({pack.cases} cases, added {pack.created_at[:10]})")
     if pack.description:
-        output.line(pack.description)
-    output.table(None, ["case", "prompt", "check", "max tokens"], [
+        out.line(pack.description)
+    out.table(None, ["case", "prompt", "check", "max tokens"], [
         (c["case_id"], c.get("prompt") or " / ".join(f"{m['role']}: {m['content']}" for m in c["messages"]),
          c["expected"]["type"], c["max_new_tokens"]) for c in effective_cases(pack.document)])
 
 
 @app.command()
-def validate(file: Path = typer.Argument(..., help="A PromptPack JSON file."), json_: bool = JSON_OPTION) -> None:
+def validate(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="A PromptPack JSON file."), json_: bool = JSON_OPTION) -> None:
     """Check a pack file as `pack add` would, without storing anything; print its digest."""
-    from .. import output
-    from ..promptpack_format import validate_pack_file
+    from ..spec.promptpack_format import validate_pack_file
+    from . import start
 
-    output.set_json(json_)
-    output.emit(validate_pack_file(file), lambda p: output.line(
+    out = start(ctx, json_)
+    out.emit(validate_pack_file(file), lambda out, p: out.line(
         f"{p.source}: valid PromptPack {p.pack_id}@{p.version} ({p.cases} cases, {p.sha256[:19]})"))
 
 
 @app.command()
-def diff(a: str = typer.Argument(..., metavar="A", help="A pack file, or ID[@VERSION] of a stored pack."),
-         b: str = typer.Argument(..., metavar="B", help="Another pack file or stored pack."),
-         json_: bool = JSON_OPTION) -> None:
+def diff(
+    ctx: typer.Context,
+    a: str = typer.Argument(..., metavar="A", help="A pack file, or ID[@VERSION] of a stored pack."),
+    b: str = typer.Argument(..., metavar="B", help="Another pack file or stored pack."),
+    json_: bool = JSON_OPTION,
+) -> None:
     """Show what changed from pack A to pack B: cases added, removed and changed, and defaults.
 
     An existing file wins over a stored pack of the same name."""
-    from .. import output
-    from ..promptpacks import diff_pack_refs
-    from . import open_workspace
+    from ..spec.promptpacks import diff_pack_refs
+    from . import open_workspace, start
 
-    output.set_json(json_)
-    output.emit(diff_pack_refs(a, b, open_workspace), _render_diff)
+    out = start(ctx, json_)
+    out.emit(diff_pack_refs(a, b, lambda: open_workspace(out)), _render_diff)
 
 
-def _render_diff(d) -> None:
-    from .. import output
-
-    output.line(f"{d.a} ({d.a_sha256[7:19]}) -> {d.b} ({d.b_sha256[7:19]})")
+def _render_diff(out, d) -> None:
+    out.line(f"{d.a} ({d.a_sha256[7:19]}) -> {d.b} ({d.b_sha256[7:19]})")
     if d.identical:
-        output.line("Identical canonical content.")
+        out.line("Identical canonical content.")
     lines = ([f"+ case {c}" for c in d.added] + [f"- case {c}" for c in d.removed]
              + [f"~ case {c.case_id}: {', '.join(c.fields)}" for c in d.changed]
              + [f"~ defaults.{k}: {v['a']} -> {v['b']}" for k, v in d.defaults_changed.items()]
              + [f"~ {k}" for k in d.fields_changed] + (["~ case order"] if d.order_changed else []))
     for text in lines:
-        output.line(text)
+        out.line(text)
 
 
 @app.command()
-def export(ref: str = typer.Argument(..., metavar="ID@VERSION", help="The stored pack (an id alone: newest)."),
-           out: Path = typer.Option(None, "--out", help="Write the canonical bytes (their sha256 is the pack "
-                                    "digest) to this file instead of printing the document.", show_default=False),
-           json_: bool = JSON_OPTION) -> None:
+def export(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., metavar="ID@VERSION", help="The stored pack (an id alone: newest)."),
+    out_file: Path = typer.Option(None, "--out", help="Write the canonical bytes (their sha256 is the pack "
+                                  "digest) to this file instead of printing the document.", show_default=False),
+    json_: bool = JSON_OPTION,
+) -> None:
     """Export a stored pack: to stdout as JSON, or with --out as its exact canonical bytes."""
-    from .. import output
-    from ..promptpacks import get_pack, write_export
-    from . import open_workspace
+    from ..spec.promptpacks import get_pack, write_export
+    from . import open_workspace, start
 
-    output.set_json(json_)
-    if out is None:
-        output.emit(get_pack(open_workspace(), ref).document)
+    out = start(ctx, json_)
+    if out_file is None:
+        out.emit(get_pack(open_workspace(out), ref).document)
         return
-    result = write_export(open_workspace(), ref, out)
-    output.emit(result, lambda r: output.line(
+    result = write_export(open_workspace(out), ref, out_file)
+    out.emit(result, lambda out, r: out.line(
         f"Wrote {r.pack_id}@{r.version} to {r.out} ({r.bytes} bytes, {r.sha256[:19]})"))

@@ -27,34 +27,33 @@ def probe(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from .. import output, render
-    from ..backends.base import get_backend
-    from ..config import set_qaihub_api_url
-    from ..probe import probe_backend
-    from . import open_workspace
+    from ..backends.registry import get_backend
+    from ..runs.probe import probe_backend
+    from ..ui import render
+    from . import open_workspace, start
 
-    output.set_json(json_)
-    set_qaihub_api_url(api_url)
-    ws = open_workspace()
-    with output.progress(f"Probing the {backend} backend") as advance:
-        report = probe_backend(ws, backend, advance, backend=get_backend(backend, ws=ws, devices=device))
-    output.emit(report, lambda r: render.probe_report(r.model_dump(mode="json")))
+    out = start(ctx, json_)
+    out.ctx.settings.qaihub_api_url = api_url
+    ws = open_workspace(out)
+    with out.progress(f"Probing the {backend} backend") as advance:
+        report = probe_backend(ws, backend, advance, backend=get_backend(backend, out.ctx, ws=ws, devices=device))
+    out.emit(report, lambda out, r: render.probe_report(out, r.model_dump(mode="json")))
 
 
 @app.command("devices")
 def devices(
+    ctx: typer.Context,
     backend: str = typer.Option("qaihub", "--backend", help="Backend whose devices to list: qaihub or local."),
     api_url: str = typer.Option(None, "--qaihub-api-url", metavar="URL", help=API_URL_HELP),
     json_: bool = typer.Option(False, "--json", help="Print the devices as one JSON document."),
 ) -> None:
     """List the devices a backend can run on, with chipset, OS and frameworks (AI Hub's live list)."""
-    from .. import output
-    from ..backends.base import list_devices
-    from ..config import set_qaihub_api_url
+    from ..backends.registry import list_devices
+    from . import start
 
-    output.set_json(json_)
-    set_qaihub_api_url(api_url)
-    found = list_devices(backend)
-    output.emit({"backend": backend, "devices": [d.model_dump() for d in found]}, lambda doc: output.table(
+    out = start(ctx, json_)
+    out.ctx.settings.qaihub_api_url = api_url
+    found = list_devices(backend, out.ctx)
+    out.emit({"backend": backend, "devices": [d.model_dump() for d in found]}, lambda out, doc: out.table(
         f"{len(found)} {backend} devices", ["name", "os", "chipset", "frameworks"],
         [(d.name, d.os, d.chipset, ", ".join(d.frameworks)) for d in found]))

@@ -11,6 +11,7 @@ app = typer.Typer()
 
 @app.command()
 def run(
+    ctx: typer.Context,
     pipeline: str = typer.Argument(..., metavar="PIPELINE", help="Pipeline file (YAML or JSON)."),
     model: str = typer.Option(None, "--model", metavar="PATH",
                               help="Model to run instead of the pipeline's model.path."),
@@ -37,29 +38,29 @@ def run(
     Exit codes: 0 passed, 1 a required gate failed, 2 invalid input, 3 run error (flaky or missing
     metric, device failure, timeout, another run active, BUNDLE_FAILED when --bundle could not be written).
     """
-    from .. import output, render
-    from ..bundles import bundle_after_run
-    from ..config import set_qaihub_api_url
     from ..errors import ExitCode, InvalidInput
-    from ..pipeline import load_pipeline
-    from ..runner import execute_run
-    from ..signing import load_signing_key
-    from . import open_workspace, write_ci_reports
+    from ..evidence.bundle_write import bundle_after_run
+    from ..evidence.keys import load_signing_key
+    from ..runs.execute import RunRequest, execute_run
+    from ..spec.pipeline import load_pipeline
+    from ..ui import render
+    from . import open_workspace, start, write_ci_reports
 
-    output.set_json(json_)
-    set_qaihub_api_url(api_url)
+    out = start(ctx, json_)
+    out.ctx.settings.qaihub_api_url = api_url
     spec = load_pipeline(pipeline, model_override=model)
-    ws = open_workspace()
+    ws = open_workspace(out)
     if key and not bundle:
         raise InvalidInput("--key names the key that signs the --bundle; pass --bundle FILE too")
     signer = load_signing_key(ws, key) if bundle else None  # before any device time: no key fails fast
-    with output.progress(f"Running {spec.name} on {', '.join(spec.devices)}") as advance:
-        outcome = execute_run(ws, spec, advance, wait=wait, evidence=evidence, require_baseline=require_baseline,
-                              allow_foreign_baseline=allow_foreign_baseline)
+    with out.progress(f"Running {spec.name} on {', '.join(spec.devices)}") as advance:
+        outcome = execute_run(ws, RunRequest(spec, wait=wait, evidence=tuple(evidence),
+                                             require_baseline=require_baseline,
+                                             allow_foreign_baseline=allow_foreign_baseline), advance)
     if signer is not None:
         written = bundle_after_run(ws, outcome.run_id, signer, bundle)
         outcome.bundle = {"path": str(written.path), "sha256": written.sha256, "key_id": written.key_id}
-        output.log(f"Bundle: {written.path} ({written.sha256}), signed by {written.key_id}", style=None)
-    write_ci_reports(outcome, junit, summary)
-    output.emit(outcome, lambda o: render.run_outcome(o.model_dump(mode="json")))
+        out.log(f"Bundle: {written.path} ({written.sha256}), signed by {written.key_id}", style=None)
+    write_ci_reports(out, outcome, junit, summary)
+    out.emit(outcome, lambda out, o: render.run_outcome(out, o.model_dump(mode="json")))
     raise typer.Exit(int(ExitCode.for_verdict(outcome.verdict)))

@@ -9,18 +9,18 @@ app = typer.Typer(help="List and show past runs.", no_args_is_help=True)
 
 @app.command("list")
 def list_(
+    ctx: typer.Context,
     pipeline: str = typer.Option(None, "--pipeline", help="Only runs of this pipeline name."),
     limit: int = typer.Option(20, "--limit", min=1, help="How many runs, newest first."),
     json_: bool = typer.Option(False, "--json", help="Print the runs as one JSON document."),
 ) -> None:
     """List runs, newest first: id, pipeline, backend, status, error code, model, time."""
-    from .. import output
-    from ..run_history import summarize_runs
-    from . import open_workspace
+    from ..runs.history import summarize_runs
+    from . import open_workspace, start
 
-    output.set_json(json_)
-    runs = summarize_runs(open_workspace(), pipeline=pipeline, limit=limit)
-    output.emit({"runs": runs}, lambda r: output.table(None, ["run", "pipeline", "backend", "status", "error",
+    out = start(ctx, json_)
+    runs = summarize_runs(open_workspace(out), pipeline=pipeline, limit=limit)
+    out.emit({"runs": runs}, lambda out, r: out.table(None, ["run", "pipeline", "backend", "status", "error",
                                                               "model", "created"],
         [(x["id"], x["pipeline"], x["backend"], x["status"], x["error_code"] or "", x["model_name"] or "",
           x["created_at"]) for x in r["runs"]]))
@@ -28,14 +28,15 @@ def list_(
 
 @app.command()
 def show(
+    ctx: typer.Context,
     run_id: str = typer.Argument(..., metavar="RUN", help="Run id (or a unique prefix)."),
     json_: bool = typer.Option(False, "--json", help="Print the run as one JSON document."),
 ) -> None:
     """Show one run: its state transitions, metrics, gates and verdict."""
-    from .. import output, render
-    from ..run_history import describe_run
-    from . import open_workspace
+    from ..runs.history import describe_run
+    from ..ui import render
+    from . import open_workspace, start
 
-    output.set_json(json_)
-    detail = describe_run(open_workspace(), run_id)
-    output.emit(detail, render.run_detail)
+    out = start(ctx, json_)
+    detail = describe_run(open_workspace(out), run_id)
+    out.emit(detail, render.run_detail)

@@ -8,15 +8,14 @@ app = typer.Typer()
 
 
 @app.command()
-def status(json_: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
+def status(ctx: typer.Context, json_: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
     """Show the home in use, schema version, store size and the active run, if any."""
-    from .. import output
-    from ..status_report import describe_status
-    from . import open_workspace
+    from ..store.status import describe_status
+    from . import open_workspace, start
 
-    output.set_json(json_)
-    report = describe_status(open_workspace())
-    output.emit(report, lambda r: output.table(None, ["", ""], [
+    out = start(ctx, json_)
+    report = describe_status(open_workspace(out))
+    out.emit(report, lambda out, r: out.table(None, ["", ""], [
         ("home", f"{r['home']} (from {r['home_source']})"), ("schema version", r["schema_version"]),
         ("store", f"{r['cas_blobs']} blobs, {r['cas_bytes']:,} bytes"),
         ("runs", r["runs"]), ("active run", r["active_run"] or "none"),

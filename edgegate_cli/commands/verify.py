@@ -9,6 +9,7 @@ app = typer.Typer()
 
 @app.command()
 def verify(
+    ctx: typer.Context,
     file: str = typer.Argument(..., metavar="FILE", help="The bundle zip to check."),
     key: list[str] = typer.Option(None, "--key", metavar="PUBFILE", help="Trust only this public key (PEM or "
                                   "base64, from `edgegate keys export`); repeatable. No home is needed or created."),
@@ -20,21 +21,19 @@ def verify(
     Without --key, the keys of this home are trusted (revocations honoured). Exit codes: 0 valid,
     1 not valid, 2 unusable arguments (missing bundle, unreadable key file).
     """
-    from .. import output
-    from ..bundle_check import trusted_keys_for, verify_file
+    from ..evidence.verify import trusted_keys_for, verify_file
+    from . import start
 
-    output.set_json(json_)
-    trusted, trusted_from = trusted_keys_for(key)
+    out = start(ctx, json_)
+    trusted, trusted_from = trusted_keys_for(out.ctx, key)
     result = verify_file(file, trusted, trusted_from)
-    output.emit(result, _show)
+    out.emit(result, _show)
 
 
-def _show(r) -> None:
-    from .. import output
-
-    output.line(f"VALID: {r.path}", style="bold green")
-    output.line(f"  verdict: {r.verdict}" + (f" ({r.error_code})" if r.error_code else ""))
-    output.line(f"  run: {r.run_id} of {r.pipeline} on {r.backend}")
-    output.line(f"  model: {r.model['name']} sha256:{r.model['sha256']}")
-    output.line(f"  signer: {r.key_id}, signed at {r.signed_at} (trusted: {r.trusted})")
-    output.line(f"  files checked: {r.files_checked} (every listed sha256 matches; no extra files)")
+def _show(out, r) -> None:
+    out.line(f"VALID: {r.path}", style="bold green")
+    out.line(f"  verdict: {r.verdict}" + (f" ({r.error_code})" if r.error_code else ""))
+    out.line(f"  run: {r.run_id} of {r.pipeline} on {r.backend}")
+    out.line(f"  model: {r.model['name']} sha256:{r.model['sha256']}")
+    out.line(f"  signer: {r.key_id}, signed at {r.signed_at} (trusted: {r.trusted})")
+    out.line(f"  files checked: {r.files_checked} (every listed sha256 matches; no extra files)")

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from edgegate_cli import dsse
-from edgegate_cli.signing import signer_from_seed
+from edgegate_cli.evidence import dsse
+from edgegate_cli.evidence.keys import signer_from_seed
 
 PUBLISHER = signer_from_seed(bytes(range(100, 132)))
 REVOKED = signer_from_seed(bytes(range(140, 172)))  # trusted, but revoked in the config

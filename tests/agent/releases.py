@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from edgegate_cli import dsse
-from edgegate_cli import release_manifest as rm
-from edgegate_cli import rollback_directive as rd
+from edgegate_cli.evidence import dsse
+from edgegate_cli.evidence import release_manifest as rm
+from edgegate_cli.evidence import rollback_directive as rd
 
 
 def sha(data: bytes) -> str:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from edgegate_cli import dsse
 from edgegate_cli.agent.config import load_config
 from edgegate_cli.errors import InvalidInput
+from edgegate_cli.evidence import dsse
 
 from .fixtures import PUBLISHER, REVOKED
 

@@ -1,19 +1,18 @@
 """The agent runs on modest devices: its import closure holds no AI Hub SDK, no model-graph library,
 no SQLite state library, no JSON-schema validator — and, from EdgeGate, only what ARCHITECTURE.md
-allows it (errors and the evidence read side)."""
+allows it (the base modules and the evidence read side). tests/test_architecture.py checks the
+static import direction; this checks what a running agent really loads."""
 
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-AGENT = Path(__file__).resolve().parents[2] / "edgegate_cli" / "agent"
 FORBIDDEN = ["qai_hub", "onnx", "sqlite_utils", "jsonschema", "pydantic", "typer", "rich", "yaml"]
-ALLOWED_EDGEGATE = {"edgegate_cli", "edgegate_cli.errors", "edgegate_cli.dsse", "edgegate_cli.signed_json",
-                    "edgegate_cli.release_manifest", "edgegate_cli.rollback_directive"}
+ALLOWED_EDGEGATE = {"edgegate_cli", "edgegate_cli.errors", "edgegate_cli.context", "edgegate_cli.canonical",
+                    "edgegate_cli.evidence", "edgegate_cli.evidence.dsse", "edgegate_cli.evidence.signed_json",
+                    "edgegate_cli.evidence.release_manifest", "edgegate_cli.evidence.rollback_directive"}
 
 PROBE = """
 import json, sys
@@ -38,19 +37,3 @@ def test_agent_import_closure_is_small():
     assert [m for m in modules if m.split(".")[0] in FORBIDDEN] == []
     ours = {m for m in modules if m.startswith("edgegate_cli") and not m.startswith("edgegate_cli.agent")}
     assert ours <= ALLOWED_EDGEGATE, sorted(ours - ALLOWED_EDGEGATE)
-
-
-def test_agent_sources_import_only_allowed_edgegate_modules():
-    """Statically too, imports inside functions included: agent/ imports only agent/ and the allowed modules."""
-    offenders = []
-    for path in sorted(AGENT.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.ImportFrom) and node.level >= 1:
-                target = "edgegate_cli." + (node.module or "") if node.level == 2 else "agent"
-                if node.level == 2 and target not in ALLOWED_EDGEGATE | {"edgegate_cli."}:
-                    offenders.append(f"{path.name}: {target}")
-            elif isinstance(node, ast.Import | ast.ImportFrom):
-                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-                offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in FORBIDDEN + ["edgegate_cli"]]
-    assert len(list(AGENT.glob("*.py"))) >= 10
-    assert offenders == []

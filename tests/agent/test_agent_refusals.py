@@ -9,7 +9,7 @@ import secrets
 
 import pytest
 
-from edgegate_cli import dsse
+from edgegate_cli.evidence import dsse
 
 from .fixtures import PUBLISHER, REVOKED, STRANGER, metric, refused
 from .models import fails_at_run_bytes, linear_bytes

@@ -75,10 +75,11 @@ def test_agent_commit_adopts_a_change_only_once_it_is_durable(tmp_path):
     too (no 'active in memory, old on disk' split)."""
     from edgegate_cli.agent.config import AgentConfig
     from edgegate_cli.agent.runtime import Agent
+    from edgegate_cli.context import Clock, Context
 
     cfg = AgentConfig(source=tmp_path / "agent.toml", device_id="d", device_type="t", state_dir=tmp_path / "state",
                       tls_cert=tmp_path / "c", tls_key=tmp_path / "k", client_ca=tmp_path / "ca", trusted_keys={})
-    agent = Agent(cfg, clock=lambda: NOW)
+    agent = Agent(cfg, Context(clock=Clock(now_fn=lambda: NOW)))
     agent.commit(lambda draft: draft["highest"].update(a="1.0.0"))
     with pytest.raises(ValueError):
         agent.commit(lambda draft: draft["highest"].update(a=float("nan")))

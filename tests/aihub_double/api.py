@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError
 from qai_hub import public_api_pb2 as pb
 
 from . import payloads
-from .devices import DeviceSpec, filter_devices, select_device
+from .devices import DeviceSpec, family_members, filter_devices, select_device
 from .store import (
     DATASET_LIFETIME_S,
     HUB_VERSION,
@@ -123,6 +123,9 @@ class Api:
         return self._signed(f"/_s3/blob/{key}")
 
     def _download(self, req: Request, data: bytes, filename: str) -> Response:
+        if req.arg("supports_s3_credentials") == "true" and self.double.s3.downloads:
+            key = f"downloads/{secrets.token_hex(8)}/{filename}"
+            return proto(pb.FileDownloadResponse(credentials=self.double.s3.credentials(key, filename)))
         url = pb.FileDownloadURL(url=self._blob_url(data, filename), filename=filename)
         if req.arg("supports_s3_credentials") == "true":
             return proto(pb.FileDownloadResponse(url=url))
@@ -163,9 +166,9 @@ class Api:
         return proto(pb.DeviceList(devices=[device_pb(d) for d in found], total_query_count=len(found)))
 
     def frameworks(self, req: Request) -> Response:
+        qairt = self.double.qairt_version
         return proto(pb.FrameworkList(frameworks=[
-            pb.Framework(name="QAIRT", api_version=payloads.QAIRT_VERSION[:4], api_tags=["default", "latest"],
-                         full_version=payloads.QAIRT_VERSION),
+            pb.Framework(name="QAIRT", api_version=qairt[:4], api_tags=["default", "latest"], full_version=qairt),
             pb.Framework(name="QAIRT", api_version=payloads.QAIRT_ONNX_VERSION[:4], api_tags=[],
                          full_version=payloads.QAIRT_ONNX_VERSION),
         ], total_query_count=2))
@@ -187,6 +190,9 @@ class Api:
             size = int(req.arg("file_size"))
         except ValueError as exc:
             raise HttpError(400, "file_size is required.") from exc
+        if req.arg("supports_s3_credentials") == "true" and self.double.s3.uploads:
+            key = f"models/{model.model_id}/{model.name}"
+            return proto(pb.FileUploadResponse(credentials=self.double.s3.credentials(key)))
         part_size = self.double.max_part_size
         count = max(1, math.ceil(size / part_size))
         model.upload_id, model.parts = secrets.token_hex(16), {}
@@ -203,6 +209,8 @@ class Api:
         model.parts[int(req.params["part"])] = req.body
         self.double.counts["uploads.parts"] += 1
         self.double.counts["uploads.bytes"] += len(req.body)
+        if self.double.omit_etag:  # a storage answer without the ETag the SDK asserts on
+            return Response(200, b"", None)
         return Response(200, b"", None, {"ETag": f'"{hashlib.md5(req.body).hexdigest()}"'})
 
     def complete_upload(self, req: Request) -> Response:
@@ -222,7 +230,8 @@ class Api:
         return proto(pb.CreateUpdateResponse(id=model.model_id))
 
     def s3_confirm(self, req: Request) -> Response:
-        raise HttpError(400, "This double never hands out S3 credentials; use the multipart URLs.")
+        # The credentials path's upload went to S3, which this double does not run (yet): nothing arrived.
+        raise HttpError(400, "The uploaded object was not found in storage.")
 
     def get_model(self, req: Request) -> Response:
         return proto(self._model_pb(self._model(req.params["id"])))
@@ -262,6 +271,8 @@ class Api:
     def dataset_upload_url(self, req: Request) -> Response:
         dataset = self._dataset(req.params["id"])
         key = f"datasets/{dataset.dataset_id}/dataset.h5"
+        if req.arg("supports_s3_credentials") == "true" and self.double.s3.uploads:
+            return proto(pb.FileUploadResponse(credentials=self.double.s3.credentials(key)))
         url = pb.FileUploadURL(url=self._signed(f"/_s3/dataset/{dataset.dataset_id}"), file_field_name="file",
                                fields={"key": key, "x-amz-algorithm": "AWS4-HMAC-SHA256",
                                        "policy": secrets.token_urlsafe(24)})
@@ -321,6 +332,9 @@ class Api:
                 raise HttpError(400, f"The AI Hub double does not implement {which or 'empty'} jobs.")
         except OptionError as exc:
             raise HttpError(400, str(exc)) from exc
+        refusal = self.double.take_create_refusal()
+        if refusal is not None:  # created nothing: an empty id and a status, as the SDK's docstring allows
+            return proto(pb.CreateUpdateResponse(status=refusal))
         self.store.jobs[job.job_id] = job
         self.double.counts[f"jobs.create.{job.kind}"] += 1
         if job.kind == "inference" and job.profiling:
@@ -344,8 +358,12 @@ class Api:
     def _new_job(self, kind: str, name: str, options: str, model: StoredModel, devices: list[DeviceSpec],
                  profiling: bool = False) -> StoredJob:
         job = StoredJob(self.store.new_id("j"), kind, name or model.name, options, time.time(), model.model_id,
-                        devices[0], devices, self.double.polls_before_done, profiling=profiling)
-        job.failure = self.double.match_failure(kind, profiling, devices[0].name)
+                        devices[0], devices, self.double.polls_before_done, profiling=profiling,
+                        odd_states=list(self.double.odd_states))
+        job.failure = self.double.match_failure(kind, profiling, devices[0].name, model.model_id, job.name)
+        members = family_members(self.double.devices, devices[0]) if devices[0].name.endswith("(Family)") else []
+        if members:  # AI Hub runs a "(Family)" job on any one of its members
+            job.member = members[self.store._rng.randrange(len(members))]
         return job
 
     def _create_compile(self, body: pb.CompileJob, req: Request) -> StoredJob:
@@ -402,9 +420,9 @@ class Api:
         if job.kind == "compile":
             sub = pb.CompileJob(compile_job_id=job.job_id, device=device_pb(job.device),
                                 devices=pb.DeviceList(devices=[device_pb(d) for d in job.devices]),
-                                tensor_type_list=job.input_specs, has_vizgraph=False,
-                                target_model=self._model_pb(self.store.models[job.target_model_id], full=False),
-                                **common)
+                                tensor_type_list=job.input_specs, has_vizgraph=False, **common)
+            if not self.double.omit_target_model:  # a legacy server seeds no target model
+                sub.target_model.CopyFrom(self._model_pb(self.store.models[job.target_model_id], full=False))
             info = self.store.models[job.model_id].info
             if job.state == pb.JOB_STATE_DONE and info is not None:
                 sub.target_tensor_type_list.CopyFrom(payloads.tensor_type_list(info.inputs))
@@ -443,7 +461,8 @@ class Api:
         if job.kind == "compile":
             result = pb.CompileJobResult(compile_job_id=job.job_id)
             if job.state == pb.JOB_STATE_DONE:
-                result.compile_detail.tool_versions.extend(payloads.tool_versions(job.runtime))
+                result.compile_detail.tool_versions.extend(payloads.tool_versions(job.runtime,
+                                                                                  self.double.qairt_version))
             return proto(pb.JobResult(compile_job_result=result))
         inference = pb.InferenceJobResult(inference_job_id=job.job_id)
         if job.state == pb.JOB_STATE_DONE:

@@ -151,6 +151,7 @@ class DeviceSpec:
     form_factor: str = "Phone"
     os_family: str = "Android"
     extra_attributes: tuple[str, ...] = field(default=())
+    frameworks: tuple[str, ...] | None = None  # overrides the OS family's frameworks (e.g. no "qnn")
 
     @property
     def hexagon(self) -> int | None:
@@ -172,13 +173,27 @@ class DeviceSpec:
             f"vendor:{self.vendor}",
             f"format:{self.form_factor.lower()}",
         ]
-        attrs += [f"framework:{fw}" for fw in _FRAMEWORKS.get(self.os_family, ("qnn",))]
+        frameworks = self.frameworks if self.frameworks is not None else _FRAMEWORKS.get(self.os_family, ("qnn",))
+        attrs += [f"framework:{fw}" for fw in frameworks]
         if self.hexagon is not None:
             attrs.append(f"hexagon:v{self.hexagon}")
             if self.hexagon >= 73:
                 attrs += ["htp-supports-fp16:true", "htp-supports-weight-sharing:true"]
         attrs += list(self.extra_attributes)
         return sorted(set(attrs))
+
+
+# Peak-memory upper bounds AI Hub reports for one small model (MiB), by where it ran: 0-3 MiB on the compute
+# and IoT boards, 327-362 MiB on phones, whatever the model's size (issue 17, from live AI Hub job pages).
+SMALL_MEMORY_CHIPSETS = frozenset({"qualcomm-snapdragon-x-elite", "qualcomm-snapdragon-x-plus-8-core",
+                                   "qualcomm-qcs8550-proxy", "qualcomm-qcs9075", "qualcomm-qcs9075-proxy"})
+
+
+def family_members(devices: list[DeviceSpec], family: DeviceSpec) -> list[DeviceSpec]:
+    """The physical devices a "(Family)" name stands for: same chipset, name starting with the family's stem."""
+    stem = family.name.removesuffix(" (Family)")
+    return [d for d in devices if d.name != family.name and d.name.startswith(stem) and d.chipset == family.chipset
+            and not d.name.endswith("(Family)")]
 
 
 def default_devices() -> list[DeviceSpec]:

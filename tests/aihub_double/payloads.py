@@ -181,6 +181,14 @@ class ProfileKnobs:
     npu_fraction: float | None = None  # share of layers placed on the NPU (default: all, if the device has one)
     peak_memory_bytes: int | None = None  # upper end of inference_memory_peak_range
     load_time_us: int | None = None  # first (cold) load time
+    # Payload shapes the live service also sends (issue 17):
+    major_version: int = 1  # != 1: the legacy ProfileDetail (load_time, peak_memory_usage; no ranges, no all_*)
+    minor_version: int = 8  # < 2: no all_*_times (so no per-iteration latency); < 1: no memory ranges either
+    layers: bool = True  # False: profiling on, but no layer_details (execution_detail == [])
+    detail: bool = True  # False: the job's result carries no ProfileDetail (download_profile() returns {})
+    samples: int | None = None  # iterations actually timed, whatever was requested
+    memory_model: str = "size"  # "size": grows with the model; "device": what AI Hub reports per device class
+    member_spread: float = 0.0  # "(Family)" devices: relative speed difference between the physical members
 
 
 @dataclass
@@ -194,6 +202,8 @@ class ProfileRequest:
     iterations: int
     knobs: ProfileKnobs
     profiling: bool = True
+    speed: float = 1.0  # the physical member's factor when the device is a "(Family)" name
+    qairt_version: str = QAIRT_VERSION
 
 
 def rng_for(seed: str) -> np.random.Generator:
@@ -234,9 +244,10 @@ def _median_us(req: ProfileRequest) -> float:
 
 def inference_samples(req: ProfileRequest, rng: np.random.Generator) -> list[int]:
     """One time per profiler iteration: lognormal around the job's median, plus rare slow outliers."""
-    job_median = _median_us(req) * math.exp(rng.normal(0.0, req.knobs.job_jitter))
+    job_median = _median_us(req) * math.exp(rng.normal(0.0, req.knobs.job_jitter)) * req.speed
     sigma = max(req.knobs.cv, 0.0)
-    samples = job_median * np.exp(rng.normal(0.0, sigma, size=max(req.iterations, 1)))
+    count = req.iterations if req.knobs.samples is None else req.knobs.samples
+    samples = job_median * np.exp(rng.normal(0.0, sigma, size=max(count, 0)))
     outliers = rng.random(samples.size) < req.knobs.outlier_rate
     samples[outliers] *= rng.uniform(1.1, 1.6, size=int(outliers.sum()))
     return [max(int(round(s)), 1) for s in samples]
@@ -273,6 +284,11 @@ def _memory(req: ProfileRequest, rng: np.random.Generator) -> dict:
     act = 4 * (req.info.input_elements + sum(math.prod(t.shape) for t in req.info.outputs)) if req.info else 0
     jitter = float(math.exp(rng.normal(0.0, 0.02)))
     upper = req.knobs.peak_memory_bytes or int((4 * MiB + 1.6 * mb + 6 * act) * jitter)
+    if req.knobs.memory_model == "device" and req.knobs.peak_memory_bytes is None:
+        from .devices import SMALL_MEMORY_CHIPSETS
+
+        low_high = (0, 3) if req.device.chipset in SMALL_MEMORY_CHIPSETS else (327, 362)
+        upper = int(rng.uniform(*low_high) * MiB)
     lower = int(upper * rng.uniform(0.04, 0.09))
     cold_peak = (int(0.9 * mb + 20 * MiB), int(1.0 * mb + 26 * MiB))
     return {
@@ -288,28 +304,28 @@ def _memory(req: ProfileRequest, rng: np.random.Generator) -> dict:
     }
 
 
-def tool_versions(runtime: str) -> list[pb.ToolVersion]:
+def tool_versions(runtime: str, qairt_version: str = QAIRT_VERSION) -> list[pb.ToolVersion]:
     if runtime == "onnx":
         return [pb.ToolVersion(name="qairt", version=QAIRT_ONNX_VERSION),
                 pb.ToolVersion(name="onnx_runtime", version=ORT_VERSION)]
-    tools = [pb.ToolVersion(name="qairt", version=QAIRT_VERSION)]
+    tools = [pb.ToolVersion(name="qairt", version=qairt_version)]
     if runtime == "tflite":
         tools.append(pb.ToolVersion(name="tflite", version=TFLITE_VERSION))
     return tools
 
 
 def synth_profile(req: ProfileRequest) -> pb.ProfileDetail:
-    """A ProfileDetail (major 1, minor 8) for one inference job."""
+    """A ProfileDetail (major 1, minor 8 unless the knobs say otherwise) for one inference job."""
     rng = rng_for(req.seed)
     samples = inference_samples(req, rng)
-    median = float(np.median(samples))
+    median = float(np.median(samples)) if samples else _median_us(req)
     mem = _memory(req, rng)
     cold = req.knobs.load_time_us or int((180_000 + req.model_bytes * 0.012) * math.sqrt(req.device.speed_factor)
                                          * math.exp(rng.normal(0.0, 0.05)))
     warm = int(cold * rng.uniform(0.15, 0.25))
     detail = pb.ProfileDetail(
         major_version=1, minor_version=8,
-        execution_time=min(samples),  # the summary is the fastest iteration (FINDINGS.md)
+        execution_time=min(samples) if samples else int(median),  # the fastest iteration (FINDINGS.md)
         after_execution_peak_memory=mem["after_exec"],
         after_cold_load_peak_memory=mem["after_cold"],
         after_warm_load_peak_memory=mem["after_cold"] - int(rng.integers(1, 4)) * MiB,
@@ -318,12 +334,26 @@ def synth_profile(req: ProfileRequest) -> pb.ProfileDetail:
         cold_load_memory=mem["cold"], warm_load_memory=mem["warm"], execution_memory=mem["execution"],
         all_compile_times=[0], all_cold_load_times=[cold], all_warm_load_times=[warm],
         all_execution_times=samples,
-        tool_versions=tool_versions(req.runtime),
+        tool_versions=tool_versions(req.runtime, req.qairt_version),
     )
-    if req.profiling:
+    if req.profiling and req.knobs.layers:
         layers = _layer_details(req, median, rng)
         detail.layer_details.extend(layers)
         detail.segment_details.extend(_segments(layers))
+    return _versioned(detail, req.knobs)
+
+
+def _versioned(detail: pb.ProfileDetail, knobs: ProfileKnobs) -> pb.ProfileDetail:
+    """`detail` as an older server sends it: fields a version does not have are left unset."""
+    detail.major_version, detail.minor_version = knobs.major_version, knobs.minor_version
+    if knobs.major_version != 1:  # the legacy format: one load time, one peak memory figure
+        detail.load_time, detail.peak_memory_usage = detail.cold_load_time, detail.after_execution_peak_memory
+    if knobs.major_version != 1 or knobs.minor_version < 2:
+        for name in ("all_compile_times", "all_cold_load_times", "all_warm_load_times", "all_execution_times"):
+            detail.ClearField(name)
+    if knobs.major_version != 1 or knobs.minor_version < 1:
+        for name in ("compile_memory", "cold_load_memory", "warm_load_memory", "execution_memory"):
+            detail.ClearField(name)
     return detail
 
 

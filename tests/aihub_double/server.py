@@ -17,6 +17,7 @@ import json
 import re
 import secrets
 import threading
+import time
 import traceback
 from collections import Counter
 from dataclasses import dataclass
@@ -25,9 +26,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from qai_hub import public_api_pb2 as pb
 
+from . import payloads
 from .api import Api, HttpError, Request, Response, json_detail
 from .devices import DeviceSpec, default_devices
 from .payloads import ProfileKnobs
+from .s3 import S3Offer
 from .store import FailureRule, Store
 
 _ID = r"(?P<id>[a-z0-9]+)"
@@ -80,12 +83,16 @@ class HttpFault:
     method: str | None = None
     retry_after: float | None = None
     body: str | None = None
+    commit: bool = False  # serve the request first (e.g. create the job), then answer the fault instead
+    until: float | None = None  # a time window (time.monotonic()): matching requests fail until then
 
     def matches(self, endpoint: str, method: str) -> bool:
         if self.times <= 0 or (self.method and self.method.upper() != method):
             return False
+        if self.until is not None and time.monotonic() >= self.until:
+            return False
         if self.endpoint is None:
-            return not endpoint.startswith("files.")
+            return not endpoint.startswith(("files.", "s3."))
         return endpoint == self.endpoint or endpoint.startswith(self.endpoint + ".")
 
 
@@ -108,7 +115,17 @@ class AIHubDouble:
       hold_running_s         additionally keep every job non-final until this long after creation
       max_part_size          multipart upload part size (small values exercise multi-part uploads)
       output_rel_noise       relative (multiplicative) noise on inference outputs, like fp16 rounding
-    Methods: fail_jobs(), inject_http(), set_profile(), remove_device(), reset_counts().
+      queue_s                keep every job CREATED (queued) until this long after its creation
+      odd_states             job states answered by each new job's first status GETs (0 = UNSPECIFIED, or a
+                             value this SDK does not know), before its normal progression
+      qairt_version          the QAIRT version AI Hub reports (frameworks/ default, tool_versions, metadata)
+      s3                     S3Offer: which transfers get S3 credentials instead of URLs, and what the
+                             double's S3 endpoint answers (offer_s3_credentials())
+      omit_etag              presigned part PUTs answer without an ETag
+      omit_target_model      compile jobs carry no target_model (as from a legacy server)
+      omit_outputs           inference jobs on a dataset succeed without an output dataset
+    Methods: fail_jobs(), inject_http(), set_profile(), remove_device(), set_device_frameworks(),
+      refuse_creates(), offer_s3_credentials(), reset_counts().
     Introspection: counts (Counter per endpoint key and per event), requests (list[RequestRecord]),
       store.models / store.datasets / store.jobs.
     """
@@ -122,6 +139,14 @@ class AIHubDouble:
         self.hold_running_s = hold_running_s
         self.max_part_size = max_part_size
         self.output_rel_noise = output_rel_noise
+        self.queue_s = 0.0
+        self.odd_states: list[int] = []
+        self.qairt_version = payloads.QAIRT_VERSION
+        self.s3 = S3Offer()
+        self.omit_etag = False
+        self.omit_target_model = False
+        self.omit_outputs = False
+        self._create_refusals: list[str] = []
         self.counts: Counter[str] = Counter()
         self.requests: list[RequestRecord] = []
         self.server_errors: list[str] = []  # tracebacks of exceptions inside the double (should stay empty)
@@ -183,15 +208,18 @@ class AIHubDouble:
 
     # ---- knobs ----------------------------------------------------------------------------------------------
     def fail_jobs(self, reason: str, *, kind: str | None = None, device: str | None = None,
-                  failure_type: int | str = "RUNTIME_UNKNOWN", times: int | None = None) -> FailureRule:
-        """Fail future jobs (kind "compile" | "inference" | "profile" | None) on `device` (or any) with
-        `reason`, which reaches `job.get_status().message` verbatim. failure_type: a JobFailureType value
-        or its name without the JOB_FAILURE_TYPE_ prefix (e.g. "RUNTIME_DEVICE_OOM")."""
+                  failure_type: int | str = "RUNTIME_UNKNOWN", times: int | None = None,
+                  model: str | None = None, name: str | None = None) -> FailureRule:
+        """Fail future jobs (kind "compile" | "inference" | "profile" | None) on `device` (or any), on model
+        id `model` (or any) and whose name contains `name` (or any), with `reason`, which reaches
+        `job.get_status().message` verbatim.
+        failure_type: a JobFailureType value or its name without the JOB_FAILURE_TYPE_ prefix (e.g.
+        "CLOUD_THROTTLED", "QNN_VERSION_MISMATCH"); the SDK hides it, `Job.failure_type` carries it."""
         if kind not in (None, "compile", "inference", "profile"):
             raise ValueError(f"kind must be compile, inference, profile or None, not {kind!r}")
         if isinstance(failure_type, str):
             failure_type = pb.JobFailureType.Value("JOB_FAILURE_TYPE_" + failure_type.upper())
-        rule = FailureRule(reason, kind, device, failure_type, times)
+        rule = FailureRule(reason, kind, device, failure_type, times, model, name)
         with self.store.lock:
             self._failures.append(rule)
         return rule
@@ -200,18 +228,24 @@ class AIHubDouble:
         with self.store.lock:
             self._failures.clear()
 
-    def match_failure(self, kind: str, profiling: bool, device: str) -> FailureRule | None:
+    def match_failure(self, kind: str, profiling: bool, device: str, model: str = "",
+                      name: str = "") -> FailureRule | None:
         for rule in self._failures:
-            if rule.matches(kind, profiling, device):
+            if rule.matches(kind, profiling, device, model, name):
                 if rule.times is not None:
                     rule.times -= 1
                 return rule
         return None
 
     def inject_http(self, status: int, *, times: int = 1, endpoint: str | None = None, method: str | None = None,
-                    retry_after: float | None = None, body: str | None = None) -> HttpFault:
-        """Answer the next `times` requests matching (endpoint, method) with HTTP `status`."""
-        fault = HttpFault(status, times, endpoint, method, retry_after, body)
+                    retry_after: float | None = None, body: str | None = None, commit: bool = False,
+                    seconds: float | None = None) -> HttpFault:
+        """Answer the next `times` requests matching (endpoint, method) with HTTP `status` — or, with `seconds`,
+        every matching request for that long (an outage in wall time). With `commit`, the request is served
+        first (a POST jobs/ creates its job) and only its answer is lost."""
+        until = None if seconds is None else time.monotonic() + seconds
+        fault = HttpFault(status, 10**9 if seconds is not None else times, endpoint, method, retry_after, body, commit,
+                          until)
         with self.store.lock:
             self._faults.append(fault)
         return fault
@@ -230,6 +264,29 @@ class AIHubDouble:
     def profile_knobs(self, device: str) -> ProfileKnobs:
         return dataclasses.replace(ProfileKnobs(**self._profile[None]), **self._profile.get(device, {}))
 
+    def set_device_frameworks(self, name: str, frameworks: tuple[str, ...]) -> int:
+        """Give every device called `name` exactly these frameworks (e.g. ("onnx",): no QNN); returns how many."""
+        changed = [dataclasses.replace(d, frameworks=tuple(frameworks)) if d.name == name else d for d in self.devices]
+        count = sum(1 for d in self.devices if d.name == name)
+        self.devices = changed
+        return count
+
+    def refuse_creates(self, status: str, times: int = 1) -> None:
+        """The next `times` POST jobs/ create nothing and answer an empty id with `status` (SDK: ValueError)."""
+        with self.store.lock:
+            self._create_refusals.extend([status] * times)
+
+    def take_create_refusal(self) -> str | None:
+        return self._create_refusals.pop(0) if self._create_refusals else None
+
+    def offer_s3_credentials(self, *, uploads: bool = True, downloads: bool = True,
+                             error: tuple[int, str, str] | None = None) -> S3Offer:
+        """Hand out S3 credentials (scoped to one bucket/key) instead of presigned URLs. Point botocore at a
+        local endpoint with AWS_ENDPOINT_URL_S3: a refused port, or `self.url` to get `error` back from
+        every S3 request (e.g. (400, "ExpiredToken", "The provided token has expired."))."""
+        self.s3 = dataclasses.replace(self.s3, uploads=uploads, downloads=downloads, error=error)
+        return self.s3
+
     def remove_device(self, name: str) -> int:
         """Drop every device with this name (a retired or renamed device); returns how many were dropped."""
         before = len(self.devices)
@@ -247,6 +304,8 @@ class AIHubDouble:
     # ---- request handling --------------------------------------------------------------------------------
     def route(self, method: str, path: str, query: dict[str, list[str]]):
         """(endpoint key, Api method name or None, captured params, needs auth)."""
+        if path.startswith(f"/{self.s3.bucket}/"):
+            return "s3.request", "s3", {}, False
         if path.startswith("/api/v1/"):
             rel = _PROJECT.sub("", path[len("/api/v1/"):], count=1)
             for m, pattern, endpoint, handler in _API_ROUTES:
@@ -271,22 +330,29 @@ class AIHubDouble:
             if fault is not None:
                 fault.times -= 1
                 self.counts[f"injected.{fault.status}"] += 1
+                if fault.commit and handler is not None:
+                    self._serve(handler, req)
                 return endpoint, _fault_response(fault), True
             if handler is None:
                 return endpoint, Response(404, b"<h1>Not Found</h1>", "text/html"), False
             if needs_auth and req.headers.get("authorization") != f"token {self.token}":
                 self.counts["auth.refused"] += 1
                 return endpoint, json_detail(401, "Invalid token.", {"WWW-Authenticate": "Token"}), False
+            if handler == "s3":
+                return endpoint, self.s3.answer(req.method), False
             if not needs_auth and req.query.get("X-Amz-Signature", [""])[0] != self.signature(req.path):
                 return endpoint, Response(403, b"<Error><Code>SignatureDoesNotMatch</Code></Error>",
                                           "application/xml"), False
-            try:
-                return endpoint, getattr(self._api, handler)(req), False
-            except HttpError as exc:
-                return endpoint, json_detail(exc.status, exc.detail), False
-            except Exception:  # noqa: BLE001 - a bug in the double: answer 500, keep it for the test
-                self.server_errors.append(traceback.format_exc())
-                return endpoint, Response(500, b"<h1>Server Error (500)</h1>", "text/html"), False
+            return endpoint, self._serve(handler, req), False
+
+    def _serve(self, handler: str, req: Request) -> Response:
+        try:
+            return getattr(self._api, handler)(req)
+        except HttpError as exc:
+            return json_detail(exc.status, exc.detail)
+        except Exception:  # noqa: BLE001 - a bug in the double: answer 500, keep it for the test
+            self.server_errors.append(traceback.format_exc())
+            return Response(500, b"<h1>Server Error (500)</h1>", "text/html")
 
 
 def _fault_response(fault: HttpFault) -> Response:

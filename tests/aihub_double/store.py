@@ -52,12 +52,15 @@ class FailureRule:
     device: str | None = None
     failure_type: int = pb.JOB_FAILURE_TYPE_RUNTIME_UNKNOWN
     times: int | None = None
+    model: str | None = None  # only jobs on this model id (e.g. a cached compile that still exists)
+    name: str | None = None  # only jobs whose name contains this (e.g. "repeat 1/3": every attempt of it)
 
-    def matches(self, kind: str, profiling: bool, device: str) -> bool:
+    def matches(self, kind: str, profiling: bool, device: str, model: str = "", name: str = "") -> bool:
         if self.times is not None and self.times <= 0:
             return False
         kind_ok = (kind == "inference" and profiling) if self.kind == "profile" else self.kind in (None, kind)
-        return kind_ok and (self.device is None or self.device == device)
+        return (kind_ok and (self.device is None or self.device == device) and self.model in (None, model)
+                and (self.name is None or self.name in name))
 
 
 @dataclass
@@ -115,6 +118,8 @@ class StoredJob:
     target_model_id: str = ""
     output_dataset_id: str = ""
     detail: pb.ProfileDetail | None = None
+    odd_states: list[int] = field(default_factory=list)  # states answered before the normal progression
+    member: DeviceSpec | None = None  # the physical device a "(Family)" job ran on
 
     @property
     def progress_kind(self) -> str:
@@ -193,6 +198,14 @@ class Store:
         if poll:
             job.polls += 1
         now = time.time()
+        if poll and job.odd_states:  # UNSPECIFIED (0) or a state this SDK does not know
+            job.state = job.odd_states.pop(0)
+            job.polls -= 1
+            return
+        if now - job.created < self.double.queue_s:  # queued: CREATED until a device is free
+            job.state = pb.JOB_STATE_CREATED
+            job.polls = min(job.polls, 1)
+            return
         held = now - job.created < self.double.hold_running_s
         if job.polls > job.polls_before_done and not held:
             self.finish(job, now)
@@ -243,7 +256,7 @@ class Store:
         target.data, target.is_directory = payloads.target_model_bytes(
             job.runtime, source.data or b"", source.is_directory)
         target.info = source.info
-        target.metadata = {pb.MODEL_METADATA_KEY_QAIRT_SDK_VERSION: "v" + payloads.QAIRT_VERSION}
+        target.metadata = {pb.MODEL_METADATA_KEY_QAIRT_SDK_VERSION: "v" + self.double.qairt_version}
 
     def _source_of(self, model: StoredModel) -> StoredModel:
         """The uploaded model a compiled model came from (outputs are computed on it)."""
@@ -260,12 +273,17 @@ class Store:
             inputs = payloads.read_h5(self.datasets[job.dataset_id].data or b"")
             batches = len(next(iter(inputs.values()), []))
             iterations = max(1, iterations // max(batches, 1))
+        knobs = self.double.profile_knobs(job.device.name)
+        speed = 1.0
+        if job.member is not None:  # each physical member of a family is a little faster or slower
+            speed = 1.0 + knobs.member_spread * (2 * payloads.rng_for(job.member.name).random() - 1)
         req = payloads.ProfileRequest(
             seed=job.job_id, device=job.device, info=source.info, model_bytes=len(source.data or b""),
             runtime=job.runtime, compute_unit=options.get("compute_unit"),
-            iterations=iterations, knobs=self.double.profile_knobs(job.device.name), profiling=job.profiling)
-        job.detail = payloads.synth_profile(req)
-        if inputs is not None:
+            iterations=iterations, knobs=knobs, profiling=job.profiling, speed=speed,
+            qairt_version=self.double.qairt_version)
+        job.detail = payloads.synth_profile(req) if knobs.detail else None
+        if inputs is not None and not self.double.omit_outputs:
             outputs = payloads.compute_outputs(source.info, inputs, self.double.output_rel_noise, job.job_id)
             out = StoredDataset(self.new_id("d"), f"{job.name}-outputs", time.time(),
                                 data=payloads.h5_bytes(outputs), producer_id=job.job_id)

@@ -7,8 +7,8 @@ import json
 import stat
 from pathlib import Path
 
-from edgegate_cli import dsse
-from edgegate_cli.signing import signer_from_seed
+from edgegate_cli.evidence import dsse
+from edgegate_cli.evidence.keys import signer_from_seed
 
 HINT = "see `edgegate agent serve --help` and the README's Edge agent section"
 

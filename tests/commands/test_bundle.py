@@ -90,7 +90,7 @@ def test_gate_check_bundle_names_the_gate_an_altered_resigned_payload_breaks(inv
 
 
 def test_gate_check_bundle_that_does_not_verify_exits_1(invoke, ev, tmp_path):
-    from edgegate_cli.signing import signer_from_seed
+    from edgegate_cli.evidence.keys import signer_from_seed
 
     forged = resign(ev.pass_zip, tmp_path / "x.zip", signer_from_seed(bytes(32)))
     result = invoke("gate", "check", forged, expect=1)

@@ -7,10 +7,10 @@ import json
 import os
 import time
 
-from edgegate_cli.artifacts import add_ref, store_bytes
-from edgegate_cli.cas import tag
 from edgegate_cli.errors import ExitCode
-from edgegate_cli.workspace import open_workspace
+from edgegate_cli.store.artifacts import add_ref, store_bytes
+from edgegate_cli.store.cas import tag
+from edgegate_cli.store.workspace import open_workspace
 
 
 def _expired(ws, data: bytes, name: str) -> str:

@@ -60,8 +60,8 @@ def test_required_token_gate_needs_evidence_for_every_device_it_gates():
     import pytest
 
     from edgegate_cli.errors import MissingRequiredMetric
-    from edgegate_cli.evidence import Evidence, check_evidence_coverage
-    from edgegate_cli.pipeline import Pipeline
+    from edgegate_cli.measure.device_evidence import Evidence, check_evidence_coverage
+    from edgegate_cli.spec.pipeline import Pipeline
 
     pipe = Pipeline(name="p", backend="qaihub", devices=["Phone A", "Phone B"], source="p.yaml",
                     gates=[{"metric": "tps", "op": ">=", "value": 10},

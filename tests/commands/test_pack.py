@@ -26,7 +26,7 @@ def pack_doc(version: str = "1.0.0", **changes) -> dict:
 
 
 def canonical_digest(doc: dict) -> str:
-    from edgegate_cli.promptpack_format import pack_digest
+    from edgegate_cli.spec.promptpack_format import pack_digest
 
     return pack_digest(doc)
 

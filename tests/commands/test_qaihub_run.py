@@ -45,10 +45,10 @@ def env(hub, monkeypatch):
 
 @pytest.fixture(scope="module")
 def _probed_template(hub, tmp_path_factory):
-    from edgegate_cli.backends.base import get_backend
-    from edgegate_cli.home import Home
-    from edgegate_cli.probe import probe_backend
-    from edgegate_cli.workspace import open_workspace
+    from edgegate_cli.backends.registry import get_backend
+    from edgegate_cli.runs.probe import probe_backend
+    from edgegate_cli.store.home import Home
+    from edgegate_cli.store.workspace import open_workspace
 
     path = tmp_path_factory.mktemp("qaihub") / "home"
     with pytest.MonkeyPatch.context() as mp:

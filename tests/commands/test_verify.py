@@ -10,7 +10,7 @@ import zipfile
 import pytest
 from bundle_evidence import entries, home_signer, resign, rewrite
 
-from edgegate_cli.signing import signer_from_seed
+from edgegate_cli.evidence.keys import signer_from_seed
 
 OUTSIDER = signer_from_seed(bytes(range(100, 132)))
 RAW = ["raw/local-cpu/0-warmup.json", "raw/local-cpu/1.json", "raw/local-cpu/2.json", "raw/local-cpu/3.json"]
@@ -52,7 +52,7 @@ def _data_offset(path, name) -> int:
 def _flip_at(name: str, data: bytes) -> int:
     """Which byte of `name` to flip: inside the signature for the envelope, else the middle."""
     if name == "summary.dsse.json":
-        return data.index(b'"sig": "') + 20
+        return data.index(b'"sig":"') + 20
     return len(data) // 2
 
 

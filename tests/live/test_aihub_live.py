@@ -32,7 +32,7 @@ def live(monkeypatch):
 
 
 def test_the_device_list_names_snapdragon_devices(live):
-    from edgegate_cli.backends.qaihub import QAIHubBackend
+    from edgegate_cli.backends.qaihub.backend import QAIHubBackend
 
     devices = QAIHubBackend().list_devices()
     assert devices and any((d.chipset or "").startswith("qualcomm-") for d in devices)

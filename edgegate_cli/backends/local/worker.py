@@ -1,0 +1,117 @@
+"""One measurement repeat of the local backend, run in a fresh process (SPEC §8).
+
+Invoked as `python -m edgegate_cli.backends.local.worker REQUEST.json`; prints one JSON payload
+(format edgegate.local.v1) on stdout. A fresh process per repeat makes load time and peak memory
+real. Kept free of EdgeGate imports beyond the standard library so start-up stays small.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import sys
+import time
+
+PAYLOAD_FORMAT = "edgegate.local.v1"
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports KiB, macOS bytes.
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def _agreement(outputs: dict, reference_path: str) -> dict:
+    import numpy as np
+
+    ref = np.load(reference_path)
+    cosines, max_errs, compared = [], [], []
+    for name in sorted(ref.files):
+        if name not in outputs:
+            continue
+        a = np.asarray(outputs[name], dtype=np.float64).ravel()
+        b = np.asarray(ref[name], dtype=np.float64).ravel()
+        if a.shape != b.shape:
+            raise SystemExit(f"reference output {name!r} has {b.size} values, the model produced {a.size}")
+        denom = float(np.linalg.norm(a) * np.linalg.norm(b))
+        cosines.append(float(a @ b) / denom if denom else float(np.array_equal(a, b)))
+        max_errs.append(float(np.max(np.abs(a - b))) if a.size else 0.0)
+        compared.append(name)
+    if not compared:
+        raise SystemExit(f"{reference_path}: no array named after a model output ({', '.join(sorted(outputs))})")
+    return {"cosine": min(cosines), "max_abs_err": max(max_errs), "compared": compared}
+
+
+def measure(req: dict) -> dict:
+    """Load the model, run `iterations` timed inferences, report times, memory and agreement."""
+    rss_start = _peak_rss_mb()
+    import numpy as np
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(req.get("threads", 1))
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    providers = req.get("providers") or ["CPUExecutionProvider"]
+    t0 = time.perf_counter_ns()
+    session = ort.InferenceSession(req["model"], sess_options=opts, providers=providers)
+    load_ms = (time.perf_counter_ns() - t0) / 1e6
+    feeds = dict(np.load(req["inputs"]))
+    output_names = [o.name for o in session.get_outputs()]
+    times = []
+    first_outputs = None
+    for _ in range(int(req["iterations"])):
+        start = time.perf_counter_ns()
+        result = session.run(output_names, feeds)
+        times.append((time.perf_counter_ns() - start) / 1e6)
+        if first_outputs is None:
+            first_outputs = dict(zip(output_names, result, strict=True))
+    peak = _peak_rss_mb()
+    if req.get("save_outputs"):
+        np.savez(req["save_outputs"], **first_outputs)
+    del session
+    t1 = time.perf_counter_ns()
+    ort.InferenceSession(req["model"], sess_options=opts, providers=providers)
+    warm_load_ms = (time.perf_counter_ns() - t1) / 1e6
+    return {
+        "format": PAYLOAD_FORMAT,
+        "device": req["device"],
+        "repeat_index": req["repeat_index"],
+        "warmup": req["warmup"],
+        "iterations_ms": times,
+        "load_ms": load_ms,
+        "warm_load_ms": warm_load_ms,
+        "peak_rss_mb": peak,
+        "startup_rss_mb": rss_start,
+        "outputs": _agreement(first_outputs, req["reference_outputs"]) if req.get("reference_outputs") else None,
+        "environment": {
+            "onnxruntime": ort.__version__, "numpy": np.__version__, "python": platform.python_version(),
+            "os": f"{platform.system()} {platform.release()}", "machine": platform.machine(),
+            "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "providers": list(providers),
+            "threads": opts.intra_op_num_threads,
+        },
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main() -> None:
+    with open(sys.argv[1], encoding="utf-8") as f:
+        req = json.load(f)
+    payload = measure(req)
+    sys.stdout.write(json.dumps(payload, sort_keys=True, allow_nan=False))
+
+
+if __name__ == "__main__":
+    main()

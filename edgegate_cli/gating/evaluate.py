@@ -1,0 +1,184 @@
+"""Deterministic gate evaluation (SPEC §6 steps 1–5): a pure function of metrics, gates and policy.
+
+Metrics come from `mapping.compute_metrics` (median over repeats, CV, sample counts); this module
+applies the flake rule, the missing-metric rule and the comparison, and derives the verdict.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Literal
+
+from pydantic import BaseModel
+
+from ..errors import Verdict
+from ..measure.mapping import MetricValue
+from ..measure.metrics import flake_threshold
+from ..spec.pipeline import Gate, RunPolicy
+
+OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
+
+
+class GateResult(BaseModel):
+    gate: str  # label, e.g. "latency_ms <= 12.5"
+    metric: str
+    op: str
+    threshold: float
+    device: str
+    required: bool
+    status: Literal["pass", "fail", "skipped", "error"]
+    value: float | None = None
+    unit: str = ""
+    cv: float | None = None
+    cv_limit: float | None = None
+    repeats: int = 0
+    samples: int = 0
+    per_repeat: list[float] = []
+    code: str | None = None  # FLAKY_METRIC, MISSING_REQUIRED_METRIC, UNAVAILABLE, FLAKY, NO_BASELINE
+    reason: str
+    # Relative gates only (threshold = max_regression_pct, op "<="; value = the candidate's median):
+    baseline: str | None = None  # what was asked for: last-passed, a run id, a bundle path
+    baseline_source: str | None = None  # pinned, last-passed, run, bundle
+    baseline_run_id: str | None = None
+    baseline_bundle_sha256: str | None = None
+    baseline_median: float | None = None
+    ratio: float | None = None
+    p_value: float | None = None
+    max_regression_pct: float | None = None
+    statistic: str | None = None  # median (default) or p25: what baseline_median and ratio compare
+    candidate_statistic: float | None = None  # the candidate's compared value (= value for median)
+    n_candidate: int | None = None
+    n_baseline: int | None = None
+    rule: str | None = None
+
+
+class BaselineEvidence(BaseModel):
+    """What a relative gate compares against on one device: the baseline run's measurement payloads and
+    the mapping they are read through, or why there is none (`missing`)."""
+
+    source: str  # pinned, last-passed, run, bundle
+    run_id: str | None = None
+    bundle_sha256: str | None = None
+    payloads: list[dict] = []
+    mapping: dict | None = None
+    missing: str | None = None  # set when there is no baseline: NO_BASELINE, with this detail
+
+
+def baseline_key(gate: Gate, device: str) -> str:
+    """Key of a relative gate's baseline in the `baselines` dict: its baseline spec and the device."""
+    return f"{gate.baseline}@{device}"
+
+
+class Evaluation(BaseModel):
+    verdict: Verdict
+    error_code: str | None = None
+    error_detail: str | None = None
+    gates: list[GateResult]
+
+
+def _evaluate_one(gate: Gate, device: str, m: MetricValue | None, policy: RunPolicy,
+                  relative: tuple[list[dict], dict, BaselineEvidence | None] | None = None) -> GateResult:
+    base = dict(gate=gate.label, metric=gate.metric, op=gate.op, threshold=gate.value, device=device,
+                required=gate.required, unit=m.unit if m else "")
+    if gate.relative:
+        base.update(op="<=", threshold=gate.max_regression_pct, max_regression_pct=gate.max_regression_pct,
+                    baseline=gate.baseline)
+    if m is None or not m.available or m.value is None:
+        why = (m.reason if m else None) or "the backend did not report it"
+        if gate.required:
+            return GateResult(**base, status="error", code="MISSING_REQUIRED_METRIC",
+                              reason=f"{gate.metric} unavailable on {device}: {why}")
+        return GateResult(**base, status="skipped", code="UNAVAILABLE", reason=f"unavailable: {why}")
+    stats = dict(value=m.value, cv=m.cv, repeats=m.repeats, samples=m.samples, per_repeat=m.per_repeat)
+    limit = flake_threshold(gate.metric, policy.flake.model_dump())
+    if limit is not None and m.cv is not None and m.cv > limit:
+        why = f"CV {m.cv:.3f} over {m.repeats} repeats exceeds the flake limit {limit:g}"
+        if gate.required:
+            return GateResult(**base, **stats, cv_limit=limit, status="error", code="FLAKY_METRIC", reason=why)
+        return GateResult(**base, **stats, cv_limit=limit, status="skipped", code="FLAKY", reason=why)
+    if gate.relative:
+        return _evaluate_relative(gate, m, base, stats, limit, relative)
+    ok = OPS[gate.op](m.value, gate.value)
+    rel = "meets" if ok else "does not meet"
+    return GateResult(**base, **stats, cv_limit=limit, status="pass" if ok else "fail",
+                      reason=f"median {m.value:.4g} {m.unit} {rel} {gate.op} {gate.value:g}")
+
+
+def _evaluate_relative(gate: Gate, m: MetricValue, base: dict, stats: dict, limit: float | None,
+                       relative: tuple[list[dict], dict, BaselineEvidence | None] | None) -> GateResult:
+    """SPEC §6 step 6 on one device: candidate vs baseline medians and the one-sided MWU test."""
+    from ..measure.mapping import compute_metrics
+    from ..measure.samples import iteration_samples
+    from .relative import evaluate_relative, skipped_no_baseline
+
+    payloads, mapping, evidence = relative or ([], {}, None)
+    candidate = iteration_samples(gate.metric, payloads, mapping) if mapping else []
+    found = dict(baseline_source=evidence.source if evidence else None,
+                 baseline_run_id=evidence.run_id if evidence else None,
+                 baseline_bundle_sha256=evidence.bundle_sha256 if evidence else None)
+    samples = [] if evidence is None or evidence.missing else \
+        iteration_samples(gate.metric, evidence.payloads, evidence.mapping or {})
+    if not samples or not candidate:
+        detail = (evidence.missing if evidence and evidence.missing else
+                  "no baseline was resolved for this gate" if evidence is None else
+                  f"baseline run {evidence.run_id} has no per-iteration samples of {gate.metric} on {base['device']}"
+                  if candidate else f"this run has no per-iteration samples of {gate.metric}")
+        r = skipped_no_baseline(gate.metric, gate.max_regression_pct, detail=detail, n_candidate=len(candidate),
+                                candidate_median=m.value, statistic=gate.statistic or "median")
+        return GateResult(**base, **stats, **found, cv_limit=limit, status="skipped", code="NO_BASELINE",
+                          reason=r.reason, rule=r.rule, n_candidate=len(candidate))
+    # The baseline's gated value (median of its per-repeat values), as the candidate's, so medians agree.
+    bm = compute_metrics(evidence.payloads, evidence.mapping, provided={"reference_outputs"}).get(gate.metric)
+    r = evaluate_relative(gate.metric, candidate, samples, gate.max_regression_pct, candidate_median=m.value,
+                          baseline_median=bm.value if bm and bm.available else None,
+                          baseline_run_id=evidence.run_id, baseline_bundle_sha256=evidence.bundle_sha256,
+                          statistic=gate.statistic or "median")
+    return GateResult(**base, **stats, **found, cv_limit=limit, status=r.status, reason=r.reason, rule=r.rule,
+                      statistic=gate.statistic or "median", candidate_statistic=r.candidate_median,
+                      baseline_median=r.baseline_median, ratio=r.ratio, p_value=r.p_value,
+                      n_candidate=r.n_candidate, n_baseline=r.n_baseline)
+
+
+def evaluate_gates(metrics: dict[str, dict[str, MetricValue]], gates: list[Gate], policy: RunPolicy,
+                   devices: list[str], *, payloads: dict[str, list[dict]] | None = None, mapping: dict | None = None,
+                   baselines: dict[str, BaselineEvidence] | None = None) -> Evaluation:
+    """Evaluate every gate on every device it applies to; return per-gate results and the verdict.
+
+    Relative gates also need the candidate's `payloads` (device → measurement payloads), the `mapping`
+    and `baselines` (keyed by `baseline_key(gate, device)`); a relative gate without its baseline is
+    `skipped` with code NO_BASELINE. Verdict: `error` if a required gate errored (flaky or missing
+    metric), else `failed` if a required gate failed, else `passed`. Optional gates that fail are
+    reported but do not fail the run.
+    """
+    results = []
+    for gate in gates:
+        for device in devices:
+            if gate.device and gate.device != device:
+                continue
+            relative = ((payloads or {}).get(device, []), mapping or {},
+                        (baselines or {}).get(baseline_key(gate, device))) if gate.relative else None
+            results.append(_evaluate_one(gate, device, metrics.get(device, {}).get(gate.metric), policy, relative))
+    errors = [r for r in results if r.required and r.status == "error"]
+    if errors:
+        first = errors[0]
+        return Evaluation(verdict=Verdict.ERROR, error_code=first.code, gates=results,
+                          error_detail=f"{first.gate} on {first.device}: {first.reason}")
+    failed = any(r.required and r.status == "fail" for r in results)
+    return Evaluation(verdict=Verdict.FAILED if failed else Verdict.PASSED, gates=results)
+
+
+def verdict_from_payloads(payloads: dict[str, list[dict]], mapping: dict, gates: list[Gate], policy: RunPolicy,
+                          devices: list[str], provided: set[str], *,
+                          baselines: dict[str, BaselineEvidence] | None = None,
+                          ) -> tuple[dict[str, dict[str, MetricValue]], Evaluation]:
+    """The verdict as a pure function of (raw measurement payloads, mapping, gates, policy) — SPEC §6.
+
+    `payloads` maps device → its measurement repeats' payloads (warmup excluded). `baselines` holds
+    the baseline evidence of relative gates (see `evaluate_gates`). `run` and `gate check` both call
+    this, so a stored verdict can always be re-derived from its evidence.
+    """
+    from ..measure.mapping import compute_metrics
+
+    metrics = {device: compute_metrics(payloads.get(device, []), mapping, provided=provided) for device in devices}
+    return metrics, evaluate_gates(metrics, gates, policy, devices, payloads=payloads, mapping=mapping,
+                                   baselines=baselines)
