@@ -13,6 +13,7 @@ A deployment interrupted by a crash resumes when the agent starts again (every s
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 import time
@@ -33,6 +34,7 @@ from .trust import (
     verify_manifest,
 )
 
+LOAD_NICE = 10  # niceness of the deploy thread (0 normal, 19 lowest)
 
 def accept_deploy(agent: Agent, body) -> dict:
     """Check a deploy request and accept it (202) or raise the AgentRefusal (recorded)."""
@@ -95,6 +97,7 @@ def release_record(manifest: ReleaseManifest) -> dict:
 
 def run_deployment(agent: Agent, dep_id: str, envelope: dict, started: float) -> None:
     """Stage, load, warm and activate; any failure ends the deployment failed with its code."""
+    _lower_priority()
     try:
         # Checked again: a deployment resumed after a restart meets today's keys, revocations and clock.
         manifest = verify_manifest(envelope, agent.cfg, agent.clock())
@@ -109,6 +112,16 @@ def run_deployment(agent: Agent, dep_id: str, envelope: dict, started: float) ->
     except Exception as exc:  # disk full, a bug: the deployment fails, the agent keeps serving
         log.exception("deployment %s failed unexpectedly", dep_id)
         agent.fail(dep_id, AgentRefusal(Code.INTERNAL, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"))
+
+
+def _lower_priority() -> None:
+    """Make this (deploy) thread yield the CPU to inference: on Linux a thread has its own nice value,
+    so hashing, loading and warming the new model do not slow the requests the old one serves."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(LOAD_NICE, os.getpriority(os.PRIO_PROCESS, tid)))
+    except (AttributeError, OSError):  # not Linux, or not permitted: the deploy runs at normal priority
+        pass
 
 
 def _load_and_warm(agent: Agent, dep_id: str, release: dict):

@@ -3,10 +3,13 @@ requests in flight finish on the model they started on, and the reference agreem
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 
 import numpy as np
+import pytest
 
 from .fixtures import PUBLISHER, metric
 from .models import X, linear_bytes, npz_bytes, run
@@ -140,3 +143,22 @@ def test_health_counts_per_version(agent, tmp_path):
         assert metric(client, "edgegate_agent_inferences_total", name="quickstart", version="1.0.0") == 5
         assert metric(client, "edgegate_agent_inference_latency_seconds_count", name="quickstart",
                       version="1.1.0") == 3
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are a Linux feature")
+def test_the_deploy_thread_yields_the_cpu_to_inference():
+    """Staging, loading and warming run at nice 10 in their own thread; the serving threads keep theirs."""
+    from edgegate_cli.agent.deploy import LOAD_NICE, _lower_priority
+
+    seen = {}
+
+    def deploy_thread():
+        _lower_priority()
+        seen["deploy"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    thread = threading.Thread(target=deploy_thread)
+    thread.start()
+    thread.join(timeout=10)
+    assert seen["deploy"] == max(before, LOAD_NICE)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
