@@ -13,8 +13,6 @@ from ..context import Context
 from ..errors import InvalidInput
 from .config import AgentConfig
 
-TLS_HANDSHAKE_TIMEOUT_S = 10
-
 
 def server_ssl_context(cfg: AgentConfig) -> ssl.SSLContext:
     """TLS 1.2+ server context: the device certificate, and client certificates required from the fleet CA.
