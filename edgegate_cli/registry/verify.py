@@ -29,8 +29,11 @@ from ..errors import (
     ExtraFile,
     FileMissing,
     InvalidInput,
+    KeyRevoked,
+    KeyUntrusted,
     LengthMismatch,
     ManifestInvalid,
+    SignatureInvalid,
     VerificationFailed,
 )
 from ..evidence import release_manifest as rm
@@ -64,7 +67,12 @@ def check_manifest(envelope_bytes: bytes, trusted, *, now, where: str) -> rm.Rel
         envelope = json.loads(envelope_bytes)
     except (UnicodeDecodeError, ValueError):
         raise ManifestInvalid(f"{where}: not JSON (expected a DSSE envelope)") from None
-    manifest = rm.verify_release_envelope(envelope, trusted, now=now, where=where)
+    try:
+        manifest = rm.verify_release_envelope(envelope, trusted, now=now, where=where)
+    except (KeyUntrusted, KeyRevoked, SignatureInvalid) as exc:
+        exc.hint = ("the manifest was altered after signing" if isinstance(exc, SignatureInvalid) else
+                    "trust the publisher's current key: --key PUBFILE (from `edgegate keys export`)")
+        raise
     implied = identity_of(manifest.files, manifest.model_format)
     if implied != manifest.identity:
         raise ManifestInvalid(f"{where}: model.identity is {manifest.identity}, but its files imply {implied}")

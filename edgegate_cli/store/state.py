@@ -105,15 +105,15 @@ def m004_baselines(db: sqlite_utils.Database) -> None:
 def m005_releases(db: sqlite_utils.Database) -> None:
     # Signed releases (SPEC §10.1): one row per NAME@VERSION, never reused. The signed envelope and
     # every file are CAS blobs referenced as ('release', 'NAME@VERSION'); `deleted_at` keeps the row as
-    # a tombstone so a deleted version is never published again with other bytes.
+    # a tombstone (with its payload_sha256) so a deleted version is never published again with other
+    # bytes, while gc may free its blobs: so no foreign key from envelope_sha256 to artifacts.
     db["releases"].create({
         "name": str, "version": str, "channel": str, "payload_sha256": str, "envelope_sha256": str,
         "identity": str, "model_format": str, "model_bytes": int, "evidence_bundle_sha256": str,
         "evidence_verdict": str, "run_id": str, "forced": int, "publisher": str, "created_at": str,
         "expires_at": str, "deprecated_at": str, "deprecated_reason": str, "deleted_at": str,
     }, pk=("name", "version"), not_null={"channel", "payload_sha256", "envelope_sha256", "identity",
-                                         "model_format", "forced", "publisher", "created_at"},
-        foreign_keys=[("envelope_sha256", "artifacts", "sha256")])
+                                         "model_format", "forced", "publisher", "created_at"})
     db["releases"].create_index(["channel"])
     # What `releases delete` must respect, created here so the check reads real tables from the start;
     # the fleet and rollout issues extend them (add_column), keeping these columns and their meaning
