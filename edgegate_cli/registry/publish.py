@@ -5,7 +5,7 @@ validate and hash the model → prove it with the evidence (`proof.prove`, on a 
 bundle, so the bytes proven are the bytes kept) → reference inputs/outputs → build the manifest
 (`evidence.release_manifest`) → compare with what NAME@VERSION already is (the same bytes: a no-op;
 other bytes: RELEASE_EXISTS) → sign → store every blob in the CAS, then the row, its references and
-the audit events in one transaction.
+the audit events in one transaction (`ledger`).
 """
 
 from __future__ import annotations
@@ -19,14 +19,13 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from .. import __version__
-from ..canonical import sha256_hex, tag, untag
-from ..errors import InvalidInput, NotProven, ReleaseExists
+from ..canonical import sha256_hex, tag
+from ..errors import InvalidInput, NotProven
 from ..evidence import release_manifest as rm
 from ..evidence.dsse import format_utc, parse_utc
-from ..store.artifacts import add_ref, store_bytes, store_file
-from ..store.state import record_audit
-from .names import check_device_types, check_name, check_version, same_precedence
-from .records import release_id, row_of
+from .ledger import check_unique, record_release, store_blobs
+from .names import check_device_types, check_name, check_version
+from .records import row_of
 
 
 @dataclass(frozen=True)
@@ -180,78 +179,18 @@ def publish(ws, req: PublishRequest, progress=lambda _text: None) -> PublishResu
             input_specs=_input_specs(model, reference), evidence=proof.evidence() if proof else None,
             compatible=compatible, publisher=signer.key_id, edgegate_version=__version__,
             reference={"inputs": _blob(reference.inputs), "outputs": _blob(reference.outputs)} if reference else None)
-        payload = rm.release_payload(statement)
-        _check_unique(ws, req, existing, payload)
+        payload_sha = tag(sha256_hex(rm.release_payload(statement)))
+        check_unique(ws.db, req.name, req.version, existing, payload_sha)
         envelope = rm.envelope_text(rm.sign_release(statement, signer)).encode()
         progress("storing the release")
-        blobs = _store_blobs(ws, model, bundle, reference, envelope)
-    return _record(ws, req, statement, payload, blobs, proof, reference, model)
-
-
-def _check_unique(ws, req: PublishRequest, existing: dict | None, payload: bytes) -> None:
-    rid = release_id(req.name, req.version)
-    if existing is not None and existing["payload_sha256"] != tag(sha256_hex(payload)):
-        raise ReleaseExists(f"release {rid} is already published with other content ({existing['payload_sha256']}"
-                            + (", deleted since" if existing["deleted_at"] else "") + "); versions are immutable",
-                            hint="publish a new version (e.g. bump the patch number)")
-    others = [r["version"] for r in ws.db.query("SELECT version FROM releases WHERE name = ?", [req.name])]
-    clash = same_precedence(req.version, others)
-    if clash:
-        raise ReleaseExists(f"release {rid}: {req.name}@{clash} is already published and {req.version} differs "
-                            "from it only in build metadata (the same semver precedence)",
-                            hint="publish a version of higher precedence")
-
-
-def _store_blobs(ws, model, bundle: Path | None, reference, envelope: bytes) -> dict[str, str]:
-    """Every blob in the CAS; {role: hex}. A model file that changed since it was hashed is refused."""
-    blobs = {}
-    for f in model.files:
-        digest = store_file(ws.db, ws.cas, model.source_of(f["path"]), "model", Path(f["path"]).name)
-        if digest != untag(f["sha256"]):
-            raise InvalidInput(f"{model.source_of(f['path'])}: changed while it was being published",
-                               hint="publish again once the file is no longer being written")
-        blobs[f"model/{f['path']}"] = digest
-    if bundle is not None:
-        blobs["evidence.zip"] = store_file(ws.db, ws.cas, bundle, "bundle", "evidence.zip")
-    if reference is not None:
-        blobs["reference/inputs.npz"] = store_bytes(ws.db, ws.cas, reference.inputs, "reference", "inputs.npz")
-        blobs["reference/outputs.npz"] = store_bytes(ws.db, ws.cas, reference.outputs, "reference", "outputs.npz")
-    blobs["release.dsse.json"] = store_bytes(ws.db, ws.cas, envelope, "release", "release.dsse.json")
-    return blobs
-
-
-def _record(ws, req: PublishRequest, statement: dict, payload: bytes, blobs: dict, proof, reference,
-            model) -> PublishResult:
-    pred, rid = statement["predicate"], release_id(req.name, req.version)
-    payload_sha = tag(sha256_hex(payload))
-    with ws.db.atomic():  # re-read under the write lock: a concurrent publish may have won
-        existing = row_of(ws.db, req.name, req.version)
-        _check_unique(ws, req, existing, payload)
-        for digest in set(blobs.values()):
-            add_ref(ws.db, digest, "release", rid)
-        detail = {"name": req.name, "version": req.version, "channel": req.channel, "payload_sha256": payload_sha,
-                  "identity": model.identity, "evidence_bundle_sha256": proof.bundle_sha256 if proof else None,
-                  "run_id": proof.run_id if proof else None, "forced": req.force}
-        if existing is None:
-            ws.db["releases"].insert({
-                "name": req.name, "version": req.version, "channel": req.channel, "payload_sha256": payload_sha,
-                "envelope_sha256": blobs["release.dsse.json"], "identity": model.identity,
-                "model_format": model.form, "model_bytes": model.total_bytes,
-                "evidence_bundle_sha256": proof.bundle_sha256 if proof else None,
-                "evidence_verdict": proof.verdict if proof else None, "run_id": proof.run_id if proof else None,
-                "forced": int(req.force), "publisher": pred["publisher"], "created_at": pred["created_at"],
-                "expires_at": pred["expires_at"]})
-            record_audit(ws.db, "publish", "release_published", detail)
-            if req.force:
-                record_audit(ws.db, "publish", "release_forced", {**detail, "evidence": "none"})
-        elif existing["deleted_at"]:  # the same bytes again restore a deleted release
-            ws.db.execute("UPDATE releases SET deleted_at = NULL WHERE name = ? AND version = ?",
-                          [req.name, req.version])
-            record_audit(ws.db, "publish", "release_published", {**detail, "restored": True})
+        blobs = store_blobs(ws, model, bundle, reference, envelope)
+    status = record_release(ws, statement, payload_sha, blobs, forced=req.force)
+    pred = statement["predicate"]
     return PublishResult(
-        name=req.name, version=req.version, status="unchanged" if existing and not existing["deleted_at"]
-        else "published", channel=req.channel, identity=model.identity, model_format=model.form,
-        files=model.files, payload_sha256=payload_sha, envelope_sha256=tag(blobs["release.dsse.json"]),
-        publisher=pred["publisher"], created_at=pred["created_at"], expires_at=pred["expires_at"],
-        compatible=pred["compatible"], evidence=pred["evidence"], reference=reference.source if reference else None,
-        forced=req.force)
+        name=req.name, version=req.version, status=status, channel=req.channel, identity=model.identity,
+        model_format=model.form, files=model.files, payload_sha256=payload_sha,
+        envelope_sha256=tag(blobs["release.dsse.json"]), publisher=pred["publisher"], created_at=pred["created_at"],
+        expires_at=pred["expires_at"], compatible=pred["compatible"], evidence=pred["evidence"],
+        reference=reference.source if reference else None, forced=req.force)
+
+

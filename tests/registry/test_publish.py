@@ -334,3 +334,30 @@ def test_a_directory_model_is_identified_as_run_identifies_it(invoke, ev, tmp_pa
                               iterations=5, model=str(model_dir))
     run_doc = json.loads(invoke("run", pipeline, "--json", expect=None).stdout)
     assert run_doc["model"]["sha256"] == doc["identity"].removeprefix("sha256:")
+
+
+def test_two_processes_publishing_one_version_at_once(ev, tmp_path):
+    """Whatever the interleaving: other bytes -> one wins, one RELEASE_EXISTS; the same bytes -> one
+    published, one no-op. Never two rows, never a half-written one."""
+    import subprocess
+    import sys
+
+    def start(version, *args):
+        return subprocess.Popen([sys.executable, "-m", "edgegate_cli.cli", "publish", MODEL, "--name", "race",
+                                 "--version", version, "--force", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    procs = [start("1.0.0", "--channel", "stable"), start("1.0.0", "--channel", "beta")]
+    outcomes = sorted((p.communicate(timeout=120)[1], p.returncode) for p in procs)
+    assert sorted(code for _, code in outcomes) == [0, 2]
+    loser = next(err for err, code in outcomes if code == 2)
+    assert loser.splitlines()[-1].startswith("Error [RELEASE_EXISTS]: release race@1.0.0 is already published "
+                                             "with other content")
+    procs = [start("2.0.0"), start("2.0.0")]
+    outputs = sorted(p.communicate(timeout=120)[0].splitlines()[0] for p in procs)
+    assert [p.returncode for p in procs] == [0, 0]
+    assert outputs == ["Already published (unchanged): race@2.0.0 on channel stable",
+                       "Published: race@2.0.0 on channel stable"]
+    ws = open_home(ev.home)
+    assert ws.db["releases"].count == 2
+    assert ws.db["audit_events"].count_where("event = 'release_published'") == 2
