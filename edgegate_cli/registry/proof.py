@@ -28,12 +28,13 @@ from ..errors import (
     EvidenceInconsistent,
     EvidenceInvalid,
     EvidenceUntrusted,
+    InvalidInput,
     KeyRevoked,
     KeyUntrusted,
     NotProven,
     VerificationFailed,
 )
-from ..evidence.dsse import EVIDENCE_PAYLOAD_TYPE, TrustedKeys
+from ..evidence.dsse import EVIDENCE_PAYLOAD_TYPE, TrustedKeys, parse_utc
 from ..evidence.signed_json import show, verify_signatures
 
 TRUST_HINT = "publish from the home whose key signed the evidence, or re-bundle the run with a current key"
@@ -59,7 +60,8 @@ class Proof:
 
 
 def _signed_summary(path: Path, where: str, trusted: TrustedKeys, now: datetime | None) -> dict:
-    """Steps 1: the summary Statement, after its signature checked out (revocation at `now`, if given)."""
+    """Step 1: the summary Statement, after its signature checked out (revocation at `now`, else at the
+    signing time the summary claims)."""
     from ..evidence.zip_safety import ENVELOPE, SUMMARY, open_bundle
 
     try:
@@ -72,12 +74,16 @@ def _signed_summary(path: Path, where: str, trusted: TrustedKeys, now: datetime 
     if envelope is None or SUMMARY not in bundle.files:
         raise EvidenceInvalid(f"{where}: not an evidence bundle ({SUMMARY} and {ENVELOPE} are missing)",
                               hint="pass the zip `edgegate run --bundle` or `edgegate bundle create` wrote")
-    if now is None:
-        return json.loads(bundle.files[SUMMARY])  # check_bundle verifies it (revocation at signing time)
+    hint = TRUST_HINT if now is not None else "trust the key that signed the evidence too: --key PUBFILE"
+    if now is None:  # revocation at the signing time the summary claims, as `verify` checks it
+        try:
+            now = parse_utc(json.loads(bundle.files[SUMMARY])["predicate"]["created_at"], what="created_at")
+        except (ValueError, KeyError, TypeError, InvalidInput):
+            raise EvidenceInvalid(f"{where}: {SUMMARY} names no signing time (predicate.created_at)") from None
     try:
         payload, _ = verify_signatures(envelope, trusted, payload_type=EVIDENCE_PAYLOAD_TYPE, now=now, where=where)
     except (KeyUntrusted, KeyRevoked) as exc:
-        raise EvidenceUntrusted(exc.message, hint=TRUST_HINT) from None
+        raise EvidenceUntrusted(exc.message, hint=hint) from None
     except VerificationFailed as exc:
         raise EvidenceInvalid(exc.message, hint="the bundle was altered after signing; do not ship on it") from None
     try:

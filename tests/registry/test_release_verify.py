@@ -260,3 +260,33 @@ def test_verify_unusable_arguments(invoke, ev, tmp_path):
         "wrote)")
     publish_json(invoke, "--force")
     assert json.loads(invoke("releases", "verify", "quickstart@1.0.0", "--json").stdout)["kind"] == "home"
+
+
+def test_evidence_signed_by_another_key_than_the_publisher(invoke, ev, tmp_path):
+    """publish --key signs with a second key; offline, both keys are needed: the publisher's for the
+    manifest, the evidence signer's for the bundle (EVIDENCE_UNTRUSTED without it)."""
+    new = json.loads(invoke("keys", "generate", "--json").stdout)["key_id"]
+    doc = publish_json(invoke, "--bundle", ev.pass_zip, "--key", new)
+    assert (doc["publisher"], doc["evidence"]["signer"]) == (new, ev.key_id)
+    invoke("releases", "export", "quickstart@1.0.0", tmp_path / "out")
+    (tmp_path / "new.pem").write_text(invoke("keys", "export", new).stdout)
+    assert error_line(invoke("releases", "verify", tmp_path / "out", "--key", tmp_path / "new.pem", expect=1)) == (
+        f"Error [EVIDENCE_UNTRUSTED]: {tmp_path / 'out'}: evidence.zip: signed by untrusted key {ev.key_id} (trust "
+        "the key that signed the evidence too: --key PUBFILE)")
+    invoke("releases", "verify", tmp_path / "out", "--key", tmp_path / "new.pem", "--key", ev.pem)
+
+
+def test_a_manifest_whose_identity_its_files_do_not_imply(invoke, ev, tmp_path):
+    """Signed by a trusted key but inconsistent: identity must follow from the files by the rule `run` uses."""
+    from bundle_evidence import home_signer
+
+    signer = home_signer(ev.home)
+    digest = sha(MODEL.read_bytes())
+    statement = rm.build_release_statement(
+        name="quickstart", version="1.0.0", channel="stable", created_at="2026-01-01T00:00:00.000000Z",
+        model_format="onnx", identity="sha256:" + "0" * 64, publisher=signer.key_id, edgegate_version="0.1.0",
+        files=[{"path": "model.onnx", "sha256": digest, "size": MODEL.stat().st_size}])
+    path = tmp_path / "release.dsse.json"
+    path.write_text(rm.envelope_text(rm.sign_release(statement, signer)))
+    assert error_line(invoke("releases", "verify", path, expect=1)) == (
+        f"Error [MANIFEST_INVALID]: {path}: model.identity is sha256:{'0' * 64}, but its files imply {digest}")

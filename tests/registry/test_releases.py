@@ -57,7 +57,7 @@ def test_show_name_is_the_newest_live_version(invoke, several):
 def test_show_human(invoke, ev):
     publish(invoke, "--bundle", ev.pass_zip, "--compatible", "qcs6490")
     lines = invoke("releases", "show", "quickstart@1.0.0").stdout.splitlines()
-    assert lines[0].startswith(f"quickstart@1.0.0 (active) on channel stable, published ") and lines[0].endswith(
+    assert lines[0].startswith("quickstart@1.0.0 (active) on channel stable, published ") and lines[0].endswith(
         f" by {ev.key_id}")
     assert lines[2].startswith("    model.onnx  97,889 bytes  sha256:")
     assert lines[3].startswith(f"  evidence: passed for run {ev.passed} of quickstart on local:cpu, signed by "
