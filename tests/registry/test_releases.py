@@ -187,3 +187,19 @@ def test_retention_keeps_release_blobs_until_the_release_is_deleted(invoke, ev):
 ])
 def test_bad_references(invoke, ev, ref, message):
     assert error_line(invoke("releases", "show", ref, expect=2)).startswith(message)
+
+
+def test_read_commands_stay_light(invoke, ev):
+    """`releases list` and `show` import no onnx, onnxruntime, qai_hub, jsonschema or nacl (numpy comes in
+    with sqlite-utils, for every command that opens a home)."""
+    import subprocess
+    import sys
+
+    publish(invoke, "--force")
+    probe = ("import json, sys\nfrom edgegate_cli.cli import main\nsys.argv = ['edgegate', *sys.argv[1:]]\n"
+             "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+             "heavy = ['onnx', 'onnxruntime', 'qai_hub', 'jsonschema', 'nacl', 'scipy', 'yaml']\n"
+             "sys.stderr.write(json.dumps([code, [m for m in heavy if m in sys.modules]]))\n")
+    for args in (["releases", "list", "--json"], ["releases", "show", "quickstart", "--json"]):
+        proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120)
+        assert json.loads(proc.stderr) == [0, []], (args, proc.stderr)
