@@ -6,9 +6,11 @@ the evidence bundle with a trusted, unrevoked key, re-derived its verdict (`gati
 and matched its subject to the model's identity (`canonical.model_identity`, the rule `run` uses).
 
 Modules: `names` (name, semver, NAME@VERSION), `model_files` (a model's files and identity),
-`reference` (reference inputs/outputs), `proof`, `publish`, `records` (the `releases` table: list,
-show, history, deprecate, delete), `verify` (a manifest file, an exported directory, or a release of
-this home), `export` (the self-contained directory of RELEASE_CONTRACT.md).
+`reference` (reference inputs/outputs), `proof`, `publish` (the orchestration), `ledger` (storing a
+built release: blobs, row, references, audit), `records` (the `releases` table: list, history,
+deprecate, delete), `manifests` (a stored manifest read back; `show`), `verify` (a manifest file, an
+exported directory, or a release of this home), `export` (the self-contained directory of
+RELEASE_CONTRACT.md).
 
 Layering: registry may import `gating` (tests/test_architecture.py): a release is built on a verdict
 re-derived by gating, and gating never imports registry, so no cycle.
