@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
-from .commands import bundle, cas, gate, gc, init, keys, pack, probe, run, runs, status, verify
+from .commands import bundle, cas, gate, gc, init, keys, pack, probe, publish, releases, run, runs, status, verify
 from .context import Context
 from .errors import EdgeGateError, ExitCode
 
@@ -111,6 +111,8 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(pack.app, name="pack")
 app.add_typer(bundle.app, name="bundle")
 app.add_typer(verify.app)
+app.add_typer(publish.app)
+app.add_typer(releases.app, name="releases")
 
 
 def main() -> None:
