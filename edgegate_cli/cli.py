@@ -11,7 +11,23 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
-from .commands import agent, bundle, cas, gate, gc, init, keys, pack, probe, run, runs, status, verify
+from .commands import (
+    agent,
+    bundle,
+    cas,
+    gate,
+    gc,
+    init,
+    keys,
+    pack,
+    probe,
+    publish,
+    releases,
+    run,
+    runs,
+    status,
+    verify,
+)
 from .context import Context
 from .errors import EdgeGateError, ExitCode
 
@@ -111,6 +127,8 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(pack.app, name="pack")
 app.add_typer(bundle.app, name="bundle")
 app.add_typer(verify.app)
+app.add_typer(publish.app)
+app.add_typer(releases.app, name="releases")
 app.add_typer(agent.app, name="agent")
 
 

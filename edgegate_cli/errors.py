@@ -208,6 +208,8 @@ class StoreError(RunError):
         self.transient = transient
 
 
+
+# --- Blobs whose bytes are not the declared ones (release files; the pull path's downloads) ------------
 class LengthMismatch(VerificationFailed):
     """A blob is longer or shorter than its declared length (reading stops at the declared length)."""
 
@@ -215,6 +217,68 @@ class LengthMismatch(VerificationFailed):
 
 
 class DigestMismatch(VerificationFailed):
-    """A blob's sha256 is not the declared one."""
+    """A blob's sha256 is not the declared one (or, for `publish`, the evidence is of another model)."""
 
     code = "DIGEST_MISMATCH"
+
+
+class FileMissing(VerificationFailed):
+    """A file a signed manifest names is not there."""
+
+    code = "FILE_MISSING"
+
+
+class ExtraFile(VerificationFailed):
+    """A file no signed manifest names sits where only named files may be (an exported release)."""
+
+    code = "EXTRA_FILE"
+
+
+# --- Releases (SPEC §10.1): `publish` refuses unless the evidence proves the model (exit 1) -------------
+class ReleaseRefused(EdgeGateError):
+    """`publish` will not make this release: the evidence does not prove the model."""
+
+    exit_code = ExitCode.GATES_FAILED
+    code = "RELEASE_REFUSED"
+
+
+class NotProven(ReleaseRefused):
+    """No evidence, or evidence that reaches no verdict (a run error): nothing proves the model."""
+
+    code = "NOT_PROVEN"
+
+
+class EvidenceFailed(ReleaseRefused):
+    """The verdict re-derived from the evidence is `failed`: a required gate failed."""
+
+    code = "EVIDENCE_FAILED"
+
+
+class EvidenceUntrusted(ReleaseRefused):
+    """The evidence is signed by a key this home does not trust, or one that is revoked."""
+
+    code = "EVIDENCE_UNTRUSTED"
+
+
+class EvidenceInvalid(ReleaseRefused):
+    """The evidence does not verify: altered after signing, a bad signature, a hostile or foreign zip."""
+
+    code = "EVIDENCE_INVALID"
+
+
+class EvidenceInconsistent(ReleaseRefused):
+    """The verdict re-derived from the evidence's raw data is not the one it was signed with."""
+
+    code = "EVIDENCE_INCONSISTENT"
+
+
+class ReleaseExists(EdgeGateError):
+    """NAME@VERSION is published with other bytes: versions are immutable (exit 2)."""
+
+    code = "RELEASE_EXISTS"
+
+
+class ReleaseInUse(EdgeGateError):
+    """A device runs the release, or a rollout targets it: it cannot be deleted (exit 2)."""
+
+    code = "RELEASE_IN_USE"

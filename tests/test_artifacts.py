@@ -89,21 +89,28 @@ def test_gc_removes_expired_unreferenced_blobs_with_row_and_audit(store):
 
 
 def test_gc_keeps_what_a_live_referrer_needs(store):
-    """Expired blobs stay while a run, probe run or pack that refers to them exists, and always for
-    bundles and releases; a ref to a missing run or pack keeps nothing."""
+    """Expired blobs stay while a run, probe run, pack or (not deleted) release that refers to them
+    exists, and always for bundles; a ref to a missing run, pack or release, or a deleted release, keeps
+    nothing."""
     db, cas = store
     _run(db, "run-1")
     db["probe_runs"].insert({"id": "probe-1", "backend": "local", "status": "done"})
     db["promptpacks"].insert({"pack_id": "smoke", "version": "1.2.0", "sha256": "0" * 64, "json": "{}"})
+    release = {"channel": "stable", "payload_sha256": "x", "envelope_sha256": "x", "identity": "x",
+               "model_format": "onnx", "forced": 1, "publisher": "x", "created_at": "x"}
+    db["releases"].insert({"name": "q", "version": "1.0.0", **release})
+    db["releases"].insert({"name": "q", "version": "0.9.0", **release, "deleted_at": "x"})
     kept = {}
     for ref_kind, ref_id in [("run", "run-1"), ("probe", "probe-1"), ("pack", "smoke@1.2.0"),
-                             ("bundle", "anything"), ("release", "anything")]:
+                             ("bundle", "anything"), ("release", "q@1.0.0")]:
         kept[ref_kind] = store_bytes(db, cas, ref_kind.encode(), "k")
         add_ref(db, kept[ref_kind], ref_kind, ref_id)
     dead = store_bytes(db, cas, b"dead", "k")
     add_ref(db, dead, "run", "run-2")
     add_ref(db, dead, "pack", "smoke@9.9.9")
     add_ref(db, dead, "probe", "probe-2")
+    add_ref(db, dead, "release", "q@0.9.0")
+    add_ref(db, dead, "release", "q@2.0.0")
     report = collect_garbage(db, cas, now=LATER)
     assert [i.sha256 for i in report.removed] == [tag(dead)]
     assert report.kept_referenced == 5

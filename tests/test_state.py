@@ -50,6 +50,15 @@ OTHER_COLUMNS = {
     "signing_keys": {"key_id": str, "public_key": str, "created_at": str, "revoked_at": str, "source": str},
     "audit_events": {"id": int, "at": str, "actor": str, "command": str, "event": str, "detail_json": str},
     "baseline_pins": {"pipeline": str, "device": str, "run_id": str, "created_at": str},
+    # m005_releases
+    "releases": {"name": str, "version": str, "channel": str, "payload_sha256": str, "envelope_sha256": str,
+                 "identity": str, "model_format": str, "model_bytes": int, "evidence_bundle_sha256": str,
+                 "evidence_verdict": str, "run_id": str, "forced": int, "publisher": str, "created_at": str,
+                 "expires_at": str, "deprecated_at": str, "deprecated_reason": str, "deleted_at": str},
+    "devices": {"device_id": str, "active_release": str, "previous_release": str, "created_at": str,
+                "updated_at": str},
+    "rollouts": {"id": str, "release": str, "rollback_release": str, "status": str, "created_at": str,
+                 "finished_at": str},
 }
 
 

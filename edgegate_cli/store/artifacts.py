@@ -51,7 +51,7 @@ def add_ref(db: sqlite_utils.Database, hexdigest: str, ref_kind: str, ref_id: st
     """Record that `ref_kind`/`ref_id` keeps this blob alive.
 
     ref_kind is 'run' (ref_id = runs.id), 'probe' (probe_runs.id), 'pack' (`<pack_id>@<version>`),
-    'bundle' or 'release' (kept until those have tables).
+    'release' (`<name>@<version>`, kept while the release is not deleted) or 'bundle' (always kept).
     """
     db["artifact_refs"].insert({"sha256": hexdigest, "ref_kind": ref_kind, "ref_id": ref_id,
                                 "created_at": db.now()}, ignore=True)

@@ -17,14 +17,17 @@ from .state import record_audit
 
 GRACE = timedelta(days=1)  # an untracked blob or temp file younger than this may be an ingest in flight
 
-# An artifact_refs row keeps its blob only while its referrer exists. Bundles and releases have no
-# table yet, so their references always keep; so does any kind this version does not know.
+# An artifact_refs row keeps its blob only while its referrer exists: a release ('NAME@VERSION') while
+# its row is not deleted. Bundles have no table of their own, so their references always keep; so does
+# any kind this version does not know.
 _LIVE_REF = """EXISTS (SELECT 1 FROM artifact_refs r WHERE r.sha256 = a.sha256 AND (
-    r.ref_kind NOT IN ('run', 'probe', 'pack')
+    r.ref_kind NOT IN ('run', 'probe', 'pack', 'release')
     OR (r.ref_kind = 'run' AND EXISTS (SELECT 1 FROM runs WHERE runs.id = r.ref_id))
     OR (r.ref_kind = 'probe' AND EXISTS (SELECT 1 FROM probe_runs pr WHERE pr.id = r.ref_id))
     OR (r.ref_kind = 'pack' AND EXISTS (SELECT 1 FROM promptpacks p
-                                        WHERE p.pack_id || '@' || p.version = r.ref_id))))
+                                        WHERE p.pack_id || '@' || p.version = r.ref_id))
+    OR (r.ref_kind = 'release' AND EXISTS (SELECT 1 FROM releases rel WHERE rel.deleted_at IS NULL
+                                           AND rel.name || '@' || rel.version = r.ref_id))))
   -- run_payloads rows point at artifacts with a foreign key: their blobs must stay
   OR EXISTS (SELECT 1 FROM run_payloads rp WHERE rp.sha256 = a.sha256)"""
 

@@ -101,6 +101,30 @@ def m004_baselines(db: sqlite_utils.Database) -> None:
                                pk=("pipeline", "device"), foreign_keys=[("run_id", "runs", "id")])
 
 
+@migrations()
+def m005_releases(db: sqlite_utils.Database) -> None:
+    # Signed releases (SPEC §10.1): one row per NAME@VERSION, never reused. The signed envelope and
+    # every file are CAS blobs referenced as ('release', 'NAME@VERSION'); `deleted_at` keeps the row as
+    # a tombstone (with its payload_sha256) so a deleted version is never published again with other
+    # bytes, while gc may free its blobs: so no foreign key from envelope_sha256 to artifacts.
+    db["releases"].create({
+        "name": str, "version": str, "channel": str, "payload_sha256": str, "envelope_sha256": str,
+        "identity": str, "model_format": str, "model_bytes": int, "evidence_bundle_sha256": str,
+        "evidence_verdict": str, "run_id": str, "forced": int, "publisher": str, "created_at": str,
+        "expires_at": str, "deprecated_at": str, "deprecated_reason": str, "deleted_at": str,
+    }, pk=("name", "version"), not_null={"channel", "payload_sha256", "envelope_sha256", "identity",
+                                         "model_format", "forced", "publisher", "created_at"})
+    db["releases"].create_index(["channel"])
+    # What `releases delete` must respect, created here so the check reads real tables from the start;
+    # the fleet and rollout issues extend them (add_column), keeping these columns and their meaning
+    # (registry/__init__.py): a release is named "NAME@VERSION".
+    db["devices"].create({"device_id": str, "active_release": str, "previous_release": str,
+                          "created_at": str, "updated_at": str}, pk="device_id")
+    db["rollouts"].create({"id": str, "release": str, "rollback_release": str, "status": str,
+                           "created_at": str, "finished_at": str}, pk="id", not_null={"release", "status"})
+    db["rollouts"].create_index(["release"])
+
+
 def _check_not_newer(db: sqlite_utils.Database, migration_set: Migrations) -> None:
     known = {m.name for m in migration_set._migrations}  # sqlite-utils exposes no public list
     unknown = sorted({m.name for m in migration_set.applied(db)} - known)

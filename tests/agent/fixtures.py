@@ -76,7 +76,8 @@ class AgentProcess:
     """One `edgegate agent serve` process, its config and state directory under `root`."""
 
     def __init__(self, root: Path, pki: Pki, *, warmup: int = 2, require_evidence: bool = True,
-                 extra: str = "", limits: str = "", inject_latency_ms: float = 0):
+                 extra: str = "", limits: str = "", inject_latency_ms: float = 0,
+                 publisher_keys: list[Path] | None = None):
         self.root, self.pki = root, pki
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
@@ -85,12 +86,13 @@ class AgentProcess:
         self.log = root / "agent.log"
         self.proc: subprocess.Popen | None = None
         root.mkdir(parents=True, exist_ok=True)
+        keys = ", ".join(f'"{k}"' for k in (publisher_keys or [pki.publisher_pem, pki.revoked_pem]))
         self.config.write_text(
             f'device_id = "{DEVICE_ID}"\ndevice_type = "{DEVICE_TYPE}"\ncohorts = ["canary"]\n'
             f'state_dir = "state"\nlisten = "127.0.0.1:{self.port}"\nwarmup = {warmup}\n'
             f"require_evidence = {'true' if require_evidence else 'false'}\n{extra}\n"
             f'[tls]\ncert = "{pki.device[0]}"\nkey = "{pki.device[1]}"\nclient_ca = "{pki.ca_cert}"\n\n'
-            f'[trust]\npublisher_keys = ["{pki.publisher_pem}", "{pki.revoked_pem}"]\n'
+            f'[trust]\npublisher_keys = [{keys}]\n'
             f'revocations = [{{key_id = "{REVOKED.key_id}", revoked_at = "{REVOKED_AT}"}}]\n\n'
             f"[limits]\n{limits}\n\n[testing]\ninject_latency_ms = {inject_latency_ms}\n")
 

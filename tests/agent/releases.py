@@ -134,3 +134,14 @@ def rollback_envelope(signer, *, from_sha256: str, to: Release, device_id: str |
         to_version=to.version, to_sha256=to.identity, nonce=nonce or secrets.token_hex(16),
         issued_at=issued_at or utc(), expires_at=expires_at or utc(minutes=10))
     return rd.sign_rollback_directive(doc, signer)
+
+
+def read_export(path: Path) -> Release:
+    """A release directory as `edgegate releases export` writes it (RELEASE_CONTRACT.md layout)."""
+    import base64
+
+    envelope = json.loads((path / "release.dsse.json").read_text())
+    predicate = json.loads(base64.b64decode(envelope["payload"]))["predicate"]
+    files = [(p.relative_to(path).as_posix(), p.read_bytes()) for p in sorted(path.rglob("*"))
+             if p.is_file() and p.relative_to(path).parts[0] in ("model", "reference")]
+    return Release(path, envelope, predicate["name"], predicate["version"], predicate["model"]["identity"], files)
