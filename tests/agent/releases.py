@@ -1,6 +1,8 @@
 """Signed releases for the agent tests, written in the exported layout of RELEASE_CONTRACT.md
 (`release.dsse.json`, `model/<path>`, `reference/{inputs,outputs}.npz`) through the release_manifest
-builder — until `edgegate publish` + `releases export` exist, when this helper can be swapped for them.
+builder. test_agent_published.py uses the real `edgegate publish` + `releases export` (`read_export`);
+the rest build releases here because they need what publish rightly refuses to make: other models
+without a run, expired manifests, untrusted or revoked signers, sizes that lie.
 
 Also the release box's side of a push (HEAD/PUT each blob, POST /v1/deploy, poll the deployment),
 as the rollout issue will do it.
