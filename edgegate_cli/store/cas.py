@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -133,18 +134,21 @@ class CAS:
 
     def iter_digests(self) -> Iterator[str]:
         """Every stored blob's hex digest, sorted. Files that are not named like a blob are skipped."""
-        if not self.objects.is_dir():
-            return
-        for sub in sorted(self.objects.iterdir()):
-            if sub.is_dir() and _is_hex(sub.name, 2):
-                for blob in sorted(sub.iterdir()):
-                    if _is_hex(blob.name, 62) and blob.is_file():
-                        yield sub.name + blob.name
+        for hexdigest, _entry in self.iter_blobs():
+            yield hexdigest
+
+    def iter_blobs(self) -> Iterator[tuple[str, os.DirEntry]]:
+        """(hex digest, directory entry) of every stored blob, sorted by digest, one `sha256/<2>/`
+        folder in memory at a time. `os.scandir` gives names and file types without a stat per blob;
+        `entry.stat()` costs one when a caller needs the size or age."""
+        for sub in _sorted_entries(self.objects, _HEX2, want_dir=True):
+            for blob in _sorted_entries(sub.path, _HEX62, want_dir=False):
+                yield sub.name + blob.name, blob
 
     def iter_tmp(self) -> Iterator[Path]:
         """Temp files left in `cas/tmp/` (an ingest in progress, or one that crashed)."""
-        if self.tmp.is_dir():
-            yield from sorted(p for p in self.tmp.iterdir() if p.is_file())
+        for entry in _sorted_entries(self.tmp, None, want_dir=False):
+            yield Path(entry.path)
 
     def remove(self, digest: str) -> int:
         """Delete a blob; return the bytes freed (0 if absent)."""
@@ -158,11 +162,31 @@ class CAS:
 
     def total_bytes(self) -> int:
         """Bytes held by all stored blobs (temp files excluded)."""
-        return sum(self.path_of(d).stat().st_size for d in self.iter_digests())
+        return sum(_size(entry) for _, entry in self.iter_blobs())
 
 
-def _is_hex(text: str, length: int) -> bool:
-    return len(text) == length and all(c in "0123456789abcdef" for c in text)
+_HEX2 = re.compile(r"[0-9a-f]{2}")
+_HEX62 = re.compile(r"[0-9a-f]{62}")
+
+
+def _sorted_entries(directory, name: re.Pattern | None, *, want_dir: bool) -> list[os.DirEntry]:
+    """The sub-folders (or files) of `directory` whose names fully match `name`, sorted by name; none if
+    `directory` is missing. Symlinks count as what they point to, as `Path.is_file()` does."""
+    try:
+        with os.scandir(directory) as it:
+            found = [e for e in it if (name is None or name.fullmatch(e.name))
+                     and (e.is_dir() if want_dir else e.is_file())]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found.sort(key=lambda e: e.name)
+    return found
+
+
+def _size(entry: os.DirEntry) -> int:
+    try:
+        return entry.stat().st_size
+    except FileNotFoundError:  # removed since the walk saw it
+        return 0
 
 
 def _read_into(src: BinaryIO, buf: bytearray) -> int:

@@ -13,11 +13,9 @@ import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import sqlite_utils
-from sqlite_utils import Migrations
-
 from ..context import Context, format_utc
 from ..errors import StateTooNew
+from .sqlite_lib import Migrations, sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
 migrations = Migrations("edgegate")
