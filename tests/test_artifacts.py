@@ -239,3 +239,19 @@ def test_verify_blobs_refuses_a_malformed_digest_before_hashing(store):
     with pytest.raises(InvalidInput) as info:
         verify_blobs(db, cas, ["sha256:" + "a" * 64, "nothex"])
     assert info.value.message == "'nothex' is not a sha256 digest (expected sha256:<64 lowercase hex>)"
+
+
+def test_gc_and_reaping_look_rows_up_by_index_not_by_scan(store):
+    """At 100,000 blobs a scan per expired artifact took a minute: gc's payload check and the reaper's
+    query of active runs each use an index (EXPLAIN QUERY PLAN), never a full scan of their table."""
+    from edgegate_cli.store.retention import _LIVE_REF
+    from edgegate_cli.store.runs import _ACTIVE_SQL
+
+    db, _ = store
+    gc_plan = " | ".join(r[3] for r in db.execute(
+        f"EXPLAIN QUERY PLAN SELECT a.* FROM artifacts a WHERE a.expires_at < ? AND NOT ({_LIVE_REF})", ["x"]))
+    assert "SEARCH rp USING COVERING INDEX idx_run_payloads_sha256 (sha256=?)" in gc_plan
+    assert "SCAN rp" not in gc_plan
+    reap_plan = " | ".join(r[3] for r in db.execute(
+        f"EXPLAIN QUERY PLAN SELECT * FROM runs WHERE status IN ({_ACTIVE_SQL})"))
+    assert reap_plan.startswith("SEARCH runs USING INDEX idx_runs_status (status=?)")

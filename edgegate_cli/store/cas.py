@@ -137,12 +137,12 @@ class CAS:
         for hexdigest, _entry in self.iter_blobs():
             yield hexdigest
 
-    def iter_blobs(self) -> Iterator[tuple[str, os.DirEntry]]:
-        """(hex digest, directory entry) of every stored blob, sorted by digest, one `sha256/<2>/`
-        folder in memory at a time. `os.scandir` gives names and file types without a stat per blob;
-        `entry.stat()` costs one when a caller needs the size or age."""
-        for sub in _sorted_entries(self.objects, _HEX2, want_dir=True):
-            for blob in _sorted_entries(sub.path, _HEX62, want_dir=False):
+    def iter_blobs(self, *, ordered: bool = True) -> Iterator[tuple[str, os.DirEntry]]:
+        """(hex digest, directory entry) of every stored blob, sorted by digest unless `ordered` is
+        False, one `sha256/<2>/` folder in memory at a time. `os.scandir` gives names and file types
+        without a stat per blob; `entry.stat()` costs one when a caller needs the size or age."""
+        for sub in _sorted_entries(self.objects, _HEX2, want_dir=True, ordered=ordered):
+            for blob in _sorted_entries(sub.path, _HEX62, want_dir=False, ordered=ordered):
                 yield sub.name + blob.name, blob
 
     def iter_tmp(self) -> Iterator[Path]:
@@ -169,16 +169,18 @@ _HEX2 = re.compile(r"[0-9a-f]{2}")
 _HEX62 = re.compile(r"[0-9a-f]{62}")
 
 
-def _sorted_entries(directory, name: re.Pattern | None, *, want_dir: bool) -> list[os.DirEntry]:
-    """The sub-folders (or files) of `directory` whose names fully match `name`, sorted by name; none if
-    `directory` is missing. Symlinks count as what they point to, as `Path.is_file()` does."""
+def _sorted_entries(directory, name: re.Pattern | None, *, want_dir: bool, ordered: bool = True) -> list[os.DirEntry]:
+    """The sub-folders (or files) of `directory` whose names fully match `name`, sorted by name (unless
+    not `ordered`); none if `directory` is missing. Symlinks count as what they point to, as
+    `Path.is_file()` does."""
     try:
         with os.scandir(directory) as it:
             found = [e for e in it if (name is None or name.fullmatch(e.name))
                      and (e.is_dir() if want_dir else e.is_file())]
     except (FileNotFoundError, NotADirectoryError):
         return []
-    found.sort(key=lambda e: e.name)
+    if ordered:
+        found.sort(key=lambda e: e.name)
     return found
 
 

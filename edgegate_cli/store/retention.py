@@ -61,7 +61,8 @@ def collect_garbage(db: sqlite_utils.Database, cas: CAS, *, now: datetime | None
     cutoff = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     expired = f"FROM artifacts a WHERE a.expires_at < ? AND NOT ({_LIVE_REF})"
     removed: list[GcItem] = []
-    for row in list(db.query(f"SELECT a.* {expired} ORDER BY a.sha256", [cutoff])):
+    # sorted here, not by SQL: ORDER BY would walk the whole primary-key index and look up every row
+    for row in sorted(db.query(f"SELECT a.* {expired}", [cutoff]), key=lambda r: r["sha256"]):
         item = GcItem(sha256=tag(row["sha256"]), bytes=blob_size(cas, row["sha256"]), kind=row["kind"],
                       original_name=row["original_name"], reason="expired")
         if not dry_run:
@@ -84,8 +85,10 @@ def _untracked(db: sqlite_utils.Database, cas: CAS, now: datetime, dry_run: bool
     # One query for the digests that have rows, then a stat only for blobs without one (for their age).
     tracked = {r[0] for r in db.execute("SELECT sha256 FROM artifacts")}
     items = []
-    for hexdigest, entry in list(cas.iter_blobs()):
-        if hexdigest in tracked or not _older_than_grace(entry, now):
+    untracked = sorted(((h, e) for h, e in cas.iter_blobs(ordered=False) if h not in tracked),
+                       key=lambda found: found[0])
+    for hexdigest, entry in untracked:
+        if not _older_than_grace(entry, now):
             continue
         item = GcItem(sha256=tag(hexdigest), bytes=entry_size(entry), kind=None, original_name=None,
                       reason="untracked")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .artifacts import entry_size, merged_with_rows
+from .artifacts import entry_size
 from .state import schema_version
 from .workspace import Workspace
 
@@ -14,12 +14,12 @@ def describe_status(ws: Workspace) -> dict:
     size comes from its artifact row, recorded at ingest, and only an untracked blob is stat-ed."""
     from .runs import active_run
 
+    recorded = dict(ws.db.execute("SELECT sha256, bytes FROM artifacts"))  # table order: no index walk
     blobs = size = 0
-    rows = ws.db.execute("SELECT sha256, bytes FROM artifacts ORDER BY sha256")
-    for _hexdigest, row, entry in merged_with_rows(rows, ws.cas):
-        if entry is not None:
-            blobs += 1
-            size += row[1] if row is not None and row[1] is not None else entry_size(entry)
+    for hexdigest, entry in ws.cas.iter_blobs(ordered=False):
+        blobs += 1
+        known = recorded.get(hexdigest)
+        size += known if known is not None else entry_size(entry)
     active = active_run(ws.db)
     return {
         "home": str(ws.home.path),

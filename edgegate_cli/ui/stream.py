@@ -15,10 +15,16 @@ from typing import Any
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 
 
-def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
+def _escape(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else
                         f"\\u{ord(m.group()):04x}", text)
+
+
+def _cells(row: Sequence[Any]) -> list[str]:
+    cells = ["" if v is None else str(v) for v in row]
+    if _CONTROL.search("".join(cells)):  # one search a row; escaping only in the rare row that needs it
+        cells = [_escape(c) for c in cells]
+    return cells
 
 
 def stream_json_list(out, key: str, items: Iterable[dict]) -> int:
@@ -54,7 +60,7 @@ def stream_rows(out, columns: Sequence[str], rows: Iterable[Sequence[Any]], widt
     write(line(list(columns)))
     count = 0
     for row in rows:
-        write(line([_cell(v) for v in row]))
+        write(line(_cells(row)))
         count += 1
     sys.stdout.flush()
     return count

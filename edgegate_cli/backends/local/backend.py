@@ -23,13 +23,19 @@ class LocalBackend:
         from ...context import Context
 
         self.ctx = ctx or Context()
+        # Every use of this backend runs ONNX Runtime (devices are its providers): the onnx fork server
+        # starts now, so its imports overlap with the caller's own work (model checks, the state database).
         self.launcher = Launcher()
+        self.launcher.start("onnx")
 
     def available_devices(self) -> list[str]:
-        import onnxruntime as ort
+        providers = self.launcher.providers()
+        if providers is None:  # no fork server here
+            import onnxruntime as ort
 
+            providers = ort.get_available_providers()
         # Azure's provider calls a remote endpoint: it is not a device of this machine.
-        return sorted(_device_name(p) for p in ort.get_available_providers() if p not in NOT_LOCAL)
+        return sorted(_device_name(p) for p in providers if p not in NOT_LOCAL)
 
     def check_devices(self, devices: list[str], source: str) -> None:
         known = self.available_devices()
@@ -44,8 +50,8 @@ class LocalBackend:
         if form not in RUNNABLE_FORMS:
             raise InvalidInput(f"{source}: the local backend runs ONNX models (onnx, onnx_external, aimet); "
                                f"a {form} model needs backend: qaihub")
-        # The model will run: start its fork server now, so its imports overlap with the rest of preflight.
-        self.launcher.start("genai" if form == "genai" else "onnx")
+        if form == "genai":  # it will run: start its fork server now, to overlap with the rest of preflight
+            self.launcher.start("genai")
 
     def _run_worker(self, request: dict, timeout: float) -> dict:
         """One repeat in a fresh process (see `launch.py`); raises RunTimeout or DeviceJobFailed."""

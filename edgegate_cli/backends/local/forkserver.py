@@ -8,7 +8,8 @@ creates no ONNX Runtime session and no thread pool, and refuses to fork otherwis
 line each way: the server says `{"ready": …}` once imported; then for each `{"request", "result",
 "stderr"}` (file paths) it forks a child that runs the worker's `measure` on the request, writes the
 payload to `result` and anything it prints to `stderr`, and answers `{"forked": true, "exit": CODE}`, or
-`{"forked": false, "reason": …}` when it will not fork. End of input ends the server.
+`{"forked": false, "reason": …}` when it will not fork; `{"op": "providers"}` gets ONNX Runtime's
+`{"providers": […]}` (onnx server only). End of input ends the server.
 
 What a repeat reports means what it did in a fresh interpreter:
 - `load_ms` is a cold load: no session ever existed in the server, so none is inherited.
@@ -131,6 +132,11 @@ def serve(module: str) -> None:
     _reply({"ready": True, "pid": os.getpid(), "threads": thread_count()})
     for line in sys.stdin:
         job = json.loads(line)
+        if job.get("op") == "providers":  # asked here, so the CLI need not import ONNX Runtime itself
+            import onnxruntime
+
+            _reply({"providers": onnxruntime.get_available_providers()})
+            continue
         threads = thread_count()
         if threads != 1:
             _reply({"forked": False, "reason": f"the server runs {threads} threads; fork is only safe from one"})

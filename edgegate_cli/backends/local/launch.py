@@ -103,6 +103,30 @@ class ForkServer:
         line, _, self._buffer = self._buffer.partition(b"\n")
         return json.loads(line)
 
+    def _hello(self, deadline: float) -> bool:
+        """Wait for the server's ready line once; False (and the server closed) if it never came."""
+        if not self.ready:
+            hello = self._read_line(deadline)
+            if not hello or not hello.get("ready"):
+                self.close()
+                return False
+            self.ready = True
+        return True
+
+    def providers(self, timeout: float = 120.0) -> list[str] | None:
+        """ONNX Runtime's available execution providers, as the server sees them; None if it cannot say."""
+        deadline = time.monotonic() + timeout
+        try:
+            if not self._hello(deadline):
+                return None
+            self.proc.stdin.write(b'{"op": "providers"}\n')
+            self.proc.stdin.flush()
+            answer = self._read_line(deadline)
+        except (TimeoutError, OSError):
+            self.close()
+            return None
+        return answer.get("providers") if answer else None
+
     def run(self, request: dict, timeout: float) -> dict | None:
         """Run one repeat in a child forked by the server; its payload, or None when the server cannot
         serve (the caller then uses `fresh_process`). Raises RunTimeout (the server and child are killed)
@@ -113,22 +137,18 @@ class ForkServer:
             job["stderr"] = str(Path(tmp) / "stderr.txt")
             Path(job["request"]).write_text(json.dumps(request), encoding="utf-8")
             try:
-                if not self.ready:
-                    hello = self._read_line(deadline)
-                    if not hello or not hello.get("ready"):
-                        self.close()
-                        return None
-                    self.ready = True
+                if not self._hello(deadline):
+                    return None
                 self.proc.stdin.write((json.dumps(job) + "\n").encode())
                 self.proc.stdin.flush()
                 answer = self._read_line(deadline)
             except TimeoutError:
-                self.close(kill=True)
+                self.close()
                 raise _timeout_error(request) from None
             except BrokenPipeError:
                 answer = None
             except BaseException:  # Ctrl-C while a child runs: it must not outlive the run
-                self.close(kill=True)
+                self.close()
                 raise
             if not answer or not answer.get("forked"):
                 self.close()
@@ -142,26 +162,23 @@ class ForkServer:
     def alive(self) -> bool:
         return self._finalizer.alive and self.proc.poll() is None
 
-    def close(self, kill: bool = False) -> None:
-        if kill and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    def close(self) -> None:
         self._finalizer()
 
 
 def _shutdown(proc: subprocess.Popen, err) -> None:
-    """End a server: end of input lets it finish the child it runs and exit; one that does not is killed."""
+    """End a server and any child of its group. It keeps no state, and its own exit (unloading numpy and
+    ONNX Runtime) would cost the caller ~0.1 s to wait for: it is killed, then reaped."""
     try:
         proc.stdin.close()
     except OSError:
         pass
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
     proc.stdout.close()
     err.close()
 
@@ -182,6 +199,17 @@ class Launcher:
                 self._servers[kind] = ForkServer(kind)
             except OSError:
                 self._disabled.add(kind)
+
+    def providers(self) -> list[str] | None:
+        """ONNX Runtime's execution providers, from the onnx fork server (None without one: import it here)."""
+        self.start("onnx")
+        server = self._servers.get("onnx")
+        if server is None or "onnx" in self._disabled:
+            return None
+        found = server.providers()
+        if found is None:
+            self._disabled.add("onnx")
+        return found
 
     def run(self, kind: str, request: dict, timeout: float) -> dict:
         """One repeat's payload; raises RunTimeout or DeviceJobFailed."""
