@@ -241,9 +241,9 @@ def test_verify_blobs_refuses_a_malformed_digest_before_hashing(store):
     assert info.value.message == "'nothex' is not a sha256 digest (expected sha256:<64 lowercase hex>)"
 
 
-def test_gc_and_reaping_look_rows_up_by_index_not_by_scan(store):
-    """At 100,000 blobs a scan per expired artifact took a minute: gc's payload check and the reaper's
-    query of active runs each use an index (EXPLAIN QUERY PLAN), never a full scan of their table."""
+def test_gc_reaping_and_run_listing_use_indexes_not_scans(store):
+    """At 100,000 blobs a scan per expired artifact took a minute: gc's payload check, the reaper's query
+    of active runs and `runs list`'s newest runs each use an index (EXPLAIN QUERY PLAN), not a full scan."""
     from edgegate_cli.store.retention import _LIVE_REF
     from edgegate_cli.store.runs import _ACTIVE_SQL
 
@@ -255,3 +255,6 @@ def test_gc_and_reaping_look_rows_up_by_index_not_by_scan(store):
     reap_plan = " | ".join(r[3] for r in db.execute(
         f"EXPLAIN QUERY PLAN SELECT * FROM runs WHERE status IN ({_ACTIVE_SQL})"))
     assert reap_plan.startswith("SEARCH runs USING INDEX idx_runs_status (status=?)")
+    list_plan = " | ".join(r[3] for r in db.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM runs ORDER BY created_at DESC LIMIT 20"))
+    assert list_plan == "SCAN runs USING INDEX idx_runs_created_at"

@@ -172,8 +172,9 @@ def get_run(db: sqlite_utils.Database, run_id: str) -> dict:
     if not run_id:
         raise InvalidInput("no run id given")
     row = next(iter(db["runs"].rows_where("id = ?", [run_id])), None)
-    if row is None:
-        matches = list(db["runs"].rows_where("id like ?", [run_id + "%"], limit=2))
+    if row is None:  # a unique prefix: a range of the primary key (run ids are lower case, as LIKE ignores case)
+        prefix = run_id.lower()
+        matches = list(db["runs"].rows_where("id >= ? and id < ?", [prefix, prefix + "\U0010ffff"], limit=2))
         if len(matches) == 1:
             row = matches[0]
     if row is None:

@@ -100,10 +100,12 @@ def m004_baselines(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m005_payload_digest_index(db: sqlite_utils.Database) -> None:
+def m005_scale_indexes(db: sqlite_utils.Database) -> None:
     # gc keeps every blob a run_payloads row points at: an index, so that check is a lookup, not a scan of
-    # every payload row for every expired artifact (57 s at 100,000 blobs without it).
+    # every payload row for every expired artifact (57 s at 100,000 blobs without it). `runs list` reads
+    # the newest runs: by index, not by sorting every run (0.5 s at 25,000 runs).
     db["run_payloads"].create_index(["sha256"])
+    db["runs"].create_index(["created_at"])
 
 
 def _check_not_newer(db: sqlite_utils.Database, migration_set: Migrations) -> None:
