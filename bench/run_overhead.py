@@ -87,7 +87,7 @@ def main() -> None:
         inference = statistics.median(r[1] for r in results[label])
         overhead = statistics.median((r[0] - r[1]) / r[0] for r in results[label])
         launches = sorted(set().union(*(r[2] for r in results[label])))
-        print(f"  edgegate run, repeats launched by {label:<8} wall {wall:.3f} s, recorded inference {inference:.3f} s, "
+        print(f"  edgegate run, repeats by {label:<8} wall {wall:.3f} s, recorded inference {inference:.3f} s, "
               f"overhead {overhead:.1%} (target <= 50 %), {wall / plain:.2f}x the plain process "
               f"[payloads: {', '.join(launches)}]")
 

@@ -163,8 +163,9 @@ def test_new_interpreters_when_asked_or_when_the_server_would_fork_from_threads(
         threaded.close()
 
 
-def test_the_quickstart_run_measures_in_forked_children(invoke, probed_home):
-    """Through the CLI: every stored payload of a run was measured in a forked child."""
+def test_runs_and_probes_measure_in_forked_children(invoke, probed_home):
+    """Through the CLI: every stored payload of a quickstart run, and of the probe (ONNX and GenAI
+    models), was measured in a forked child."""
     from edgegate_cli.store.workspace import open_workspace
 
     outcome = json.loads(invoke("run", str(QUICKSTART.parent / "pipeline.yaml"), "--json", expect=None).stdout)
@@ -172,3 +173,7 @@ def test_the_quickstart_run_measures_in_forked_children(invoke, probed_home):
     rows = list(ws.db["run_payloads"].rows_where("run_id = ?", [outcome["run_id"]]))
     assert len(rows) == 4
     assert {json.loads(ws.cas.read_bytes(r["sha256"]))["environment"]["launch"] for r in rows} == {"fork"}
+    [probe] = ws.db["probe_runs"].rows
+    payloads = [json.loads(ws.cas.read_bytes(d)) for d in json.loads(probe["payloads_json"])]
+    assert {p["format"] for p in payloads} == {"edgegate.local.v1", "edgegate.local.genai.v1"}
+    assert {p["environment"]["launch"] for p in payloads} == {"fork"}
