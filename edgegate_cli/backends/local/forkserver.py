@@ -13,14 +13,17 @@ payload to `result` and anything it prints to `stderr`, and answers `{"forked": 
 
 What a repeat reports means what it did in a fresh interpreter:
 - `load_ms` is a cold load: no session ever existed in the server, so none is inherited.
-- `peak_rss_mb` is the child's own peak RSS (`ru_maxrss` is reset to the current RSS at fork, so nothing
-  the server touched before counts unless it is still mapped). A forked child maps the server's
-  anonymous memory, but not the shared-library pages the imports read (Linux copies no page table
-  entries for those), so it would read about 10 MB lower than a fresh interpreter that paid the imports
-  itself. The child therefore first maps again, without copying anything, exactly the file pages that were
-  resident in the server after its imports (`MADV_POPULATE_READ` on ranges read from
-  `/proc/self/pagemap`): its RSS then starts where a fresh interpreter's would, and nothing of the
-  server's own allocations that a fresh worker would not have is there (`tests/test_local_launch.py`).
+- `peak_rss_mb` is the child's own peak RSS (its high-water mark starts at what it maps at fork; nothing
+  the server touched before counts unless it is still mapped). A forked child maps the server's anonymous
+  memory but not the shared-library pages the imports read (Linux copies no page table entries for
+  those), so it would read about 10 MB lower than a fresh interpreter that paid the imports itself; and
+  its first writes to memory it shares with the server are copied on write, which a fresh interpreter
+  never pays (+25 % on the quickstart's 5 ms first load). So, before anything is timed, the child maps
+  again exactly the file pages that were resident in the server (`MADV_POPULATE_READ`) and takes its own
+  copy of the anonymous pages the server had written (`MADV_POPULATE_WRITE`), both read from
+  `/proc/self/pagemap` once: its memory then starts where a fresh interpreter's would, and nothing the
+  server did not have resident is added (`tests/test_local_launch.py`; `bench/local_latency.py` prints
+  both launches' first loads and peaks).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import traceback
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 MADV_POPULATE_READ = 22  # Linux ≥ 5.14
+MADV_POPULATE_WRITE = 23
 
 
 def thread_count() -> int:
@@ -46,45 +50,57 @@ def thread_count() -> int:
         return threading.active_count()
 
 
-def resident_file_ranges() -> list[tuple[int, int]]:
-    """(address, length) of every run of readable file-backed pages present in this process's page
-    tables: what the imports mapped in. Empty where /proc/self/pagemap cannot be read."""
-    ranges: list[tuple[int, int]] = []
+def resident_ranges() -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(address, length) runs of the pages present in this process's page tables, as two lists: pages to
+    map again read-only in a child (file pages: the libraries and modules the imports read) and pages to
+    make the child's own (private anonymous memory the imports wrote: the heap, module data). Empty where
+    /proc/self/pagemap cannot be read."""
+    read: list[tuple[int, int]] = []
+    write: list[tuple[int, int]] = []
     try:
         with open("/proc/self/maps", encoding="utf-8") as maps, open("/proc/self/pagemap", "rb", buffering=0) as pm:
             for line in maps:
                 parts = line.split(None, 5)
-                if len(parts) < 6 or not parts[5].startswith("/") or not parts[1].startswith("r"):
+                name = parts[5].strip() if len(parts) > 5 else ""
+                if not parts[1].startswith("r") or name in _SPECIAL:
                     continue
+                writable = parts[1][1] == "w" and parts[1][3] == "p"
                 lo, hi = (int(x, 16) for x in parts[0].split("-"))
                 pm.seek(lo // PAGE * 8)
                 data = pm.read((hi - lo) // PAGE * 8)
-                start = None
-                for i, entry in enumerate(struct.unpack(f"{len(data) // 8}Q", data)):
-                    if entry >> 63 and start is None:
+                kinds = [0 if not e >> 63 else 2 if writable and not (e >> 61) & 1 else 1
+                         for e in struct.unpack(f"{len(data) // 8}Q", data)]  # 0 absent, 1 file/shared, 2 own
+                start = 0
+                for i in range(1, len(kinds) + 1):
+                    if i == len(kinds) or kinds[i] != kinds[start]:
+                        if kinds[start]:
+                            (write if kinds[start] == 2 else read).append((lo + start * PAGE, (i - start) * PAGE))
                         start = i
-                    elif not entry >> 63 and start is not None:
-                        ranges.append((lo + start * PAGE, (i - start) * PAGE))
-                        start = None
-                if start is not None:
-                    ranges.append((lo + start * PAGE, (len(data) // 8 - start) * PAGE))
     except (OSError, ValueError, struct.error):
-        return []
-    return ranges
+        return [], []
+    return read, write
 
 
-def populate(ranges: list[tuple[int, int]]) -> None:
-    """Map `ranges` (pages already in the page cache) into this process's page tables, reading nothing."""
-    if not ranges:
+_SPECIAL = {"[stack]", "[vvar]", "[vdso]", "[vsyscall]", "[vvar_vclock]"}
+
+
+def populate(read: list[tuple[int, int]], write: list[tuple[int, int]]) -> None:
+    """Make a forked child's memory look like the server's did to the server: `read` ranges (pages in the
+    page cache) mapped without copying, `write` ranges (copy-on-write pages shared with the server) copied
+    now, so the first writes of the timed model load do not pay for copying them. Nothing is allocated
+    that the server did not have resident."""
+    if not read and not write:
         return
     import ctypes  # imported by the server after `preload`, so it is not in `startup_rss_mb`
 
     libc = ctypes.CDLL(None, use_errno=True)
     libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    for address, length in ranges:
+    for address, length in read:
         if libc.madvise(address, length, MADV_POPULATE_READ) != 0:  # an older kernel: touch each page
             for page in range(address, address + length, PAGE):
                 ctypes.string_at(page, 1)
+    for address, length in write:
+        libc.madvise(address, length, MADV_POPULATE_WRITE)  # an older kernel: copied on first write instead
 
 
 def _reply(message: dict) -> None:
@@ -92,7 +108,7 @@ def _reply(message: dict) -> None:
     sys.stdout.flush()
 
 
-def _child(worker, job: dict, startup_rss_mb: float, ranges: list[tuple[int, int]]) -> None:
+def _child(worker, job: dict, startup_rss_mb: float, ranges) -> None:
     """Run one repeat in this forked child and leave with its exit status; never returns."""
     code = 1
     try:
@@ -100,7 +116,7 @@ def _child(worker, job: dict, startup_rss_mb: float, ranges: list[tuple[int, int
         os.dup2(err, 1)  # what libraries print goes with the errors, never into the payload
         os.dup2(err, 2)
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-        populate(ranges)
+        populate(*ranges)
         with open(job["request"], encoding="utf-8") as f:
             req = json.load(f)
         os.environ["OMP_NUM_THREADS"] = str(req.get("threads", 1))  # as the fresh worker's environment had it
@@ -128,7 +144,7 @@ def serve(module: str) -> None:
     startup_rss_mb = worker.preload()
     import ctypes  # noqa: F401 (for `populate` in every child; imported here, once)
 
-    ranges = resident_file_ranges()
+    ranges = resident_ranges()
     _reply({"ready": True, "pid": os.getpid(), "threads": thread_count()})
     for line in sys.stdin:
         job = json.loads(line)
