@@ -63,7 +63,6 @@ def ls(
     Rows are printed as they are read, so a store of any size lists in constant memory: aligned columns
     on a terminal, tab-separated off one (for cut, awk, sort).
     """
-    from dataclasses import asdict
     from itertools import islice
 
     from ..store.artifacts import iter_artifacts
@@ -73,8 +72,8 @@ def ls(
     out = start(ctx, json_)
     ws = open_workspace(out)
     items = islice(iter_artifacts(ws.db, ws.cas), limit)
-    if json_:
-        stream_json_list(out, "artifacts", (asdict(i) for i in items))
+    if json_:  # vars(): the dataclass's own flat dict, without asdict's deep copy
+        stream_json_list(out, "artifacts", (vars(i) for i in items))
         return
     first = next(items, None)
     if first is None:

@@ -31,11 +31,12 @@ def stream_json_list(out, key: str, items: Iterable[dict]) -> int:
     """Print `{"<key>": [...]}` on stdout, one object per line as each arrives: one JSON document
     (sorted keys, no NaN, secrets masked), like `Output.emit`, in constant memory. Returns the count."""
     write = sys.stdout.write
+    secrets = out.ctx.secrets
     write(f'{{"{key}": [')
     count = 0
     for item in items:
-        write(("\n" if count == 0 else ",\n") + json.dumps(out.ctx.secrets.redact_obj(item), sort_keys=True,
-                                                          allow_nan=False))
+        item = secrets.redact_obj(item) if secrets else item  # walking 100,000 dicts for no secret costs seconds
+        write(("\n" if count == 0 else ",\n") + json.dumps(item, sort_keys=True, allow_nan=False))
         count += 1
     write("\n]}\n" if count else "]}\n")
     sys.stdout.flush()

@@ -142,3 +142,21 @@ def test_gc_and_cas_name_the_home_with_verbose(invoke, fresh_home):
     for args in (["gc"], ["cas", "ls"], ["cas", "verify"]):
         result = invoke("--verbose", *args)
         assert result.stderr == f"home: {fresh_home} (from EDGEGATE_HOME)\n", args
+
+
+def test_streamed_rows_and_json_mask_secrets(capsys):
+    """The streaming printers mask registered secrets like every other printer: in table rows and in
+    each JSON object (and print one valid document)."""
+    from edgegate_cli.context import Context
+    from edgegate_cli.ui.output import Output
+    from edgegate_cli.ui.stream import stream_json_list, stream_rows
+
+    ctx = Context()
+    out = Output(ctx)
+    stream_json_list(out, "items", [{"name": "tok-12345678-secret"}])
+    assert json.loads(capsys.readouterr().out) == {"items": [{"name": "tok-12345678-secret"}]}
+    ctx.secrets.register("12345678-secret")
+    stream_json_list(out, "items", [{"name": "tok-12345678-secret"}, {"name": "plain"}])
+    assert json.loads(capsys.readouterr().out) == {"items": [{"name": "tok-***"}, {"name": "plain"}]}
+    stream_rows(out, ["a", "b"], [("x\ty", "tok-12345678-secret")], widths=[4])
+    assert capsys.readouterr().out == "a\tb\nx\\x09y\ttok-***\n"
