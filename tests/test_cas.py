@@ -53,7 +53,7 @@ def test_put_file_of_10_mb_round_trips(tmp_path):
 def test_put_file_of_a_large_file_hashes_the_copy_while_it_is_made(tmp_path):
     """Above PIPELINE_MIN a thread copies in the kernel while the stored bytes are hashed: the digest is
     hashlib's, the blob is byte-identical, and no thread or temp file is left behind."""
-    from edgegate_cli.store.cas import PIECE, PIPELINE_MIN
+    from edgegate_cli.store.ingest import PIECE, PIPELINE_MIN
 
     data = os.urandom(PIPELINE_MIN + 2 * PIECE + 4321)
     src = tmp_path / "large.bin"
@@ -69,7 +69,7 @@ def test_put_file_of_a_large_file_hashes_the_copy_while_it_is_made(tmp_path):
 def test_put_file_across_filesystems_starts_over_the_portable_way(tmp_path):
     """copy_file_range between two filesystems is refused (EXDEV) by current kernels: the ingest starts
     over, hashing while writing, and stores the right bytes, small file or large."""
-    from edgegate_cli.store.cas import PIPELINE_MIN
+    from edgegate_cli.store.ingest import PIPELINE_MIN
 
     cas = CAS(tmp_path / "cas")
     for size in (1000, PIPELINE_MIN + 1):

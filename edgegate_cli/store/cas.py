@@ -14,15 +14,13 @@ import os
 import re
 import stat
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from ..canonical import tag, untag  # noqa: F401 (re-exported: the store speaks tagged digests)
 from ..errors import CorruptBlob, InvalidInput, NotFound
-
-CHUNK = 1 << 20  # 1 MiB
+from .ingest import CHUNK, copy_hashing, kernel_copy_then_hash
 
 
 class CAS:
@@ -47,14 +45,14 @@ class CAS:
         fsynced, made read-only and renamed to `sha256/<2>/<62>`, so a crash leaves at most a temp
         file (gc removes stale ones). Bytes already stored are not written again.
         """
-        return self._ingest(lambda out, _tmp: _copy_hashing(src, out))
+        return self._ingest(lambda out, _tmp: copy_hashing(src, out))
 
     def put_file(self, path: Path | str) -> tuple[str, int]:
         """Store a file's bytes; return (hex digest, size). InvalidInput if it is missing.
 
-        A regular file is copied by the kernel (copy_file_range) and the copy is then hashed, so the
-        digest is of exactly the bytes stored and user space reads them once; that is about twice as
-        fast as hashing while writing (bench/cas_ingest.py). Elsewhere it falls back to streaming.
+        A regular file is copied by the kernel (copy_file_range) while the copy is hashed as it grows
+        (`ingest.kernel_copy_then_hash`), so the digest is of exactly the bytes stored, user space reads
+        them once, and copying overlaps with hashing (bench/cas_ingest.py). Elsewhere it streams.
         """
         try:
             src = open(path, "rb")  # only a failed open means "no such file"
@@ -62,7 +60,7 @@ class CAS:
             raise InvalidInput(f"{path}: no such file") from None
         with src:
             if hasattr(os, "copy_file_range") and stat.S_ISREG(os.fstat(src.fileno()).st_mode):
-                return self._ingest(lambda out, tmp: _kernel_copy_then_hash(src, out, tmp))
+                return self._ingest(lambda out, tmp: kernel_copy_then_hash(src, out, tmp))
             return self.put_stream(src)
 
     def _ingest(self, fill) -> tuple[str, int]:
@@ -192,124 +190,11 @@ def _size(entry: os.DirEntry) -> int:
         return 0
 
 
-def _read_into(src: BinaryIO, buf: bytearray) -> int:
-    """Fill `buf` from `src` without allocating a new bytes object per chunk when possible."""
-    readinto = getattr(src, "readinto", None)
-    if readinto is not None:
-        return readinto(buf) or 0
-    chunk = src.read(len(buf))
-    buf[:len(chunk)] = chunk
-    return len(chunk)
-
-
 def _same_size(path: Path, size: int) -> bool:
     try:
         return path.stat().st_size == size
     except FileNotFoundError:
         return False
-
-
-def _copy_hashing(src: BinaryIO, out) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
-    while n := _read_into(src, buf):
-        h.update(view[:n])
-        out.write(view[:n])
-        size += n
-    return h.hexdigest(), size
-
-
-def _kernel_copy_then_hash(src, out, tmp_name: str) -> tuple[str, int]:
-    """Copy `src` into `out` in the kernel (copy_file_range: no user-space pass, a reflink where the
-    filesystem has them) and hash the copy as it grows: a thread copies the next pieces while this one
-    hashes the bytes already stored (both release the GIL), so the two overlap and the digest is of the
-    stored bytes, read once. Small files are copied, then hashed. A kernel that refuses the copy makes it
-    start over the portable way (`_copy_hashing`)."""
-    out.flush()
-    if os.fstat(src.fileno()).st_size < PIPELINE_MIN:
-        try:
-            while os.copy_file_range(src.fileno(), out.fileno(), 1 << 30):
-                pass
-        except OSError:
-            return _restart_portably(src, out)
-        return _hash_file(tmp_name, lambda _position: None)
-    copy = _KernelCopy(src.fileno(), out.fileno())
-    copy.thread.start()
-    try:
-        hexdigest, size = _hash_file(tmp_name, copy.wait_past)
-    finally:
-        copy.stop = True
-        copy.thread.join()
-    if copy.error is not None:
-        return _restart_portably(src, out)
-    return hexdigest, size
-
-
-PIPELINE_MIN = 16 << 20  # below this a copying thread costs more than the overlap saves
-PIECE = 8 << 20  # bytes per copy_file_range call in the pipeline: the hasher follows a piece behind
-
-
-class _KernelCopy:
-    """copy_file_range(src → out) piece by piece in a thread, publishing how far it got."""
-
-    def __init__(self, src_fd: int, out_fd: int):
-        self.src_fd, self.out_fd = src_fd, out_fd
-        self.copied, self.done, self.stop, self.error = 0, False, False, None
-        self.cond = threading.Condition()
-        self.thread = threading.Thread(target=self._run, name="edgegate-cas-copy", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            while not self.stop:
-                n = os.copy_file_range(self.src_fd, self.out_fd, PIECE)
-                with self.cond:
-                    self.copied += n
-                    self.done = n == 0
-                    self.cond.notify_all()
-                if n == 0:
-                    return
-        except OSError as exc:
-            self.error = exc
-        with self.cond:
-            self.done = True
-            self.cond.notify_all()
-
-    def wait_past(self, position: int) -> int | None:
-        """Block until more than `position` bytes are stored; return how many are, or None at the end."""
-        with self.cond:
-            while self.copied <= position and not self.done:
-                self.cond.wait()
-            return self.copied if self.copied > position else None
-
-
-def _hash_file(path: str, wait_past) -> tuple[str, int]:
-    """sha256 and size of the file at `path`, read once; `wait_past(n)` says how far it may be read
-    (None: to its end)."""
-    h = hashlib.sha256()
-    size = 0
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as copy:
-        while True:
-            limit = wait_past(size)
-            while limit is None or size < limit:
-                n = copy.readinto(view[:CHUNK if limit is None else min(CHUNK, limit - size)])
-                if not n:
-                    if limit is None:
-                        return h.hexdigest(), size
-                    raise OSError(f"{path}: the copy shrank while it was hashed")
-                h.update(view[:n])
-                size += n
-
-
-def _restart_portably(src, out) -> tuple[str, int]:
-    """A filesystem or kernel refused copy_file_range: start over, hashing while writing."""
-    src.seek(0)
-    out.seek(0)
-    out.truncate()
-    return _copy_hashing(src, out)
 
 
 def _fsync_dir(directory: Path) -> None:
