@@ -7,7 +7,8 @@ each repeat forked from the fork server (the default on Linux), the same with
 `iterations` timed inferences (4 x 200 = 800 for the quickstart). For each run, the recorded inference
 time is the sum of every repeat's `iterations_ms` (warmup included), read back from its stored payloads.
 Overhead = (wall - recorded inference) / wall (target <= 50 %). All with a bytecode cache.
-Run: `uv run python bench/run_overhead.py [--rounds 7]`. Nothing is asserted.
+`--baseline-script PATH` also times another EdgeGate's console script (e.g. a checkout of main) on a home
+of its own, in the same rounds. Run: `uv run python bench/run_overhead.py [--rounds 7]`. Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def run_once(script: Path, env: dict[str, str], home: Path) -> tuple[float, floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--baseline-script", type=Path, help="another `edgegate` console script to time too")
     args = parser.parse_args()
     script = Path(sys.executable).parent / "edgegate"
     if not script.exists():
@@ -69,11 +71,17 @@ def main() -> None:
         env.update(EDGEGATE_HOME=str(home), NO_COLOR="1", PYTHONPYCACHEPREFIX=str(Path(tmp) / "pyc"))
         subprocess.run([str(script), "run", str(PIPELINE)], env=env, capture_output=True)  # probes the home
         process_env = {**env, "EDGEGATE_LOCAL_LAUNCH": "process"}
+        sides = {"fork": (script, env, home), "process": (script, process_env, home)}
+        if args.baseline_script:
+            base_home = Path(tmp) / "baseline-home"
+            base_env = {**env, "EDGEGATE_HOME": str(base_home)}
+            subprocess.run([str(args.baseline_script), "run", str(PIPELINE)], env=base_env, capture_output=True)
+            sides["baseline"] = (args.baseline_script, base_env, base_home)
         load_before = os.getloadavg()[0]
-        results: dict[str, list] = {"fork": [], "process": [], "plain": []}
+        results: dict[str, list] = {**{side: [] for side in sides}, "plain": []}
         for _ in range(args.rounds):
-            results["fork"].append(run_once(script, env, home))
-            results["process"].append(run_once(script, process_env, home))
+            for side, (side_script, side_env, side_home) in sides.items():
+                results[side].append(run_once(side_script, side_env, side_home))
             t = time.perf_counter()
             subprocess.run([sys.executable, "-c", PLAIN, str(MODEL), "4", "200"], env=env, check=True)
             results["plain"].append(time.perf_counter() - t)
@@ -82,7 +90,7 @@ def main() -> None:
     print(f"quickstart on a probed home, {args.rounds} interleaved rounds, bytecode cache; "
           f"load average {load_before:.2f} before, {load_after:.2f} after")
     print(f"  plain process (import numpy+onnxruntime, 4 sessions x 200 inferences): {plain:.3f} s")
-    for label in ("fork", "process"):
+    for label in (side for side in results if side != "plain"):
         wall = statistics.median(r[0] for r in results[label])
         inference = statistics.median(r[1] for r in results[label])
         overhead = statistics.median((r[0] - r[1]) / r[0] for r in results[label])

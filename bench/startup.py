@@ -6,7 +6,9 @@ users; the cache goes to a temp PYTHONPYCACHEPREFIX, the venv is not touched), i
 floor (floor, cmd1, cmd2, …, floor, cmd1, …) so load on a shared machine hits all alike; medians of
 `--runs` rounds (default 21) after one untimed round. Prints each median and its ratio to the floor
 (targets: read commands <= 2.5x, `--help` <= 1.5x), and the load average before and after.
-Run: `uv run python bench/startup.py [--runs N] [--home DIR] [--scale-runs N]`. Nothing is asserted.
+`--baseline-script PATH --baseline-home DIR` also times another EdgeGate (e.g. a checkout of main; its own
+home, since a newer schema is refused), interleaved in the same rounds, for a before/after under the same
+load. Run: `uv run python bench/startup.py [--runs N] [--home DIR] [--scale-runs N]`. Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=21, help="timed rounds (default 21)")
     parser.add_argument("--home", type=Path, help="an existing home to read (default: build one)")
     parser.add_argument("--scale-runs", type=int, default=25_000, help="runs in the home built (default 25000)")
+    parser.add_argument("--baseline-script", type=Path, help="another `edgegate` console script to time too")
+    parser.add_argument("--baseline-home", type=Path, help="the home the baseline script reads")
     args = parser.parse_args()
     script = Path(sys.executable).parent / "edgegate"
     if not script.exists():
@@ -68,12 +72,20 @@ def main() -> None:
                                  capture_output=True, text=True)
         run_id = json.loads(listing.stdout)["runs"][0]["id"]
         cmds = commands(run_id)
-        floor_argv = [sys.executable, "-c", "import typer"]
+        jobs = [("import typer", [sys.executable, "-c", "import typer"], env)]
+        jobs += [(label, [str(script), *a], env) for label, (a, _) in cmds.items()]
+        if args.baseline_script:
+            base_env = {**env, "EDGEGATE_HOME": str(args.baseline_home)}
+            listing = subprocess.run([str(args.baseline_script), "runs", "list", "--json", "--limit", "1"],
+                                     env=base_env, check=True, capture_output=True, text=True)
+            base_cmds = commands(json.loads(listing.stdout)["runs"][0]["id"])
+            jobs += [("baseline " + label, [str(args.baseline_script), *a], base_env)
+                     for label, (a, _) in base_cmds.items()]
         load_before = os.getloadavg()
-        samples: dict[str, list[float]] = {"import typer": [], **{label: [] for label in cmds}}
+        samples: dict[str, list[float]] = {label: [] for label, _, _ in jobs}
         for i in range(args.runs + 1):
-            for label, argv in [("import typer", floor_argv), *((k, [str(script), *a]) for k, (a, _) in cmds.items())]:
-                seconds = timed(argv, env)
+            for label, argv, job_env in jobs:
+                seconds = timed(argv, job_env)
                 if i:
                     samples[label].append(seconds)
         load_after = os.getloadavg()
@@ -81,11 +93,14 @@ def main() -> None:
     print(f"home: {figures.get('runs', '?')} runs, {figures.get('blobs', '?')} blobs; {args.runs} interleaved "
           f"rounds, bytecode cache; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     floor_label = 'python -c "import typer"'
-    print(f"  {floor_label:<26} median {floor * 1000:6.1f} ms")
+    print(f"  {floor_label:<30} median {floor * 1000:6.1f} ms")
     for label, (_, target) in cmds.items():
         median = statistics.median(samples[label])
-        print(f"  {'edgegate ' + label:<26} median {median * 1000:6.1f} ms  ratio {median / floor:4.2f}x"
-              f"  (target <= {target}x)")
+        line = f"  {'edgegate ' + label:<30} median {median * 1000:6.1f} ms  ratio {median / floor:4.2f}x"
+        if args.baseline_script:
+            base = statistics.median(samples["baseline " + label])
+            line += f"  (baseline {base * 1000:6.1f} ms, {base / floor:4.2f}x)"
+        print(line + f"  target <= {target}x")
 
 
 if __name__ == "__main__":
