@@ -50,29 +50,12 @@ def test_put_file_of_10_mb_round_trips(tmp_path):
     assert cas.total_bytes() == len(data)
 
 
-def test_put_file_of_a_large_file_hashes_the_copy_while_it_is_made(tmp_path):
-    """Above PIPELINE_MIN a thread copies in the kernel while the stored bytes are hashed: the digest is
-    hashlib's, the blob is byte-identical, and no thread or temp file is left behind."""
-    from edgegate_cli.store.ingest import PIECE, PIPELINE_MIN
-
-    data = os.urandom(PIPELINE_MIN + 2 * PIECE + 4321)
-    src = tmp_path / "large.bin"
-    src.write_bytes(data)
-    cas = CAS(tmp_path / "cas")
-    threads = threading.active_count()
-    assert cas.put_file(src) == (hashlib.sha256(data).hexdigest(), len(data))
-    assert cas.read_bytes(hashlib.sha256(data).hexdigest(), verify=True) == data
-    assert threading.active_count() == threads and _files(cas.tmp) == []
-
-
 @pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs a second filesystem")
 def test_put_file_across_filesystems_starts_over_the_portable_way(tmp_path):
     """copy_file_range between two filesystems is refused (EXDEV) by current kernels: the ingest starts
-    over, hashing while writing, and stores the right bytes, small file or large."""
-    from edgegate_cli.store.ingest import PIPELINE_MIN
-
+    over, hashing while writing, and stores the right bytes."""
     cas = CAS(tmp_path / "cas")
-    for size in (1000, PIPELINE_MIN + 1):
+    for size in (1000, 3 * 1024 * 1024 + 1):
         data = os.urandom(size)
         fd, name = tempfile.mkstemp(dir="/dev/shm")
         try:
