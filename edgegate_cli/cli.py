@@ -28,6 +28,7 @@ from .commands import (
     status,
     verify,
 )
+from .commands.params import fast_coercion
 from .context import Context
 from .errors import EdgeGateError, ExitCode
 
@@ -60,7 +61,12 @@ def exit_code_for(exc: BaseException, invocation: Context) -> int:
 
 class ErrorMappingGroup(TyperGroup):
     """Turns whatever a command raises into its exit code (`exit_code_for`), before typer's own handling
-    (which would make a closed pipe exit 1 and hide our messages)."""
+    (which would make a closed pipe exit 1 and hide our messages). Parameter values skip pydantic where
+    they need no validating (`commands/params.py`)."""
+
+    def make_context(self, *args, **kwargs):
+        fast_coercion(self)  # here, not in __init__: typer adds the completion options after that
+        return super().make_context(*args, **kwargs)
 
     def invoke(self, ctx):
         try:

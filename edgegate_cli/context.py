@@ -50,6 +50,10 @@ class Secrets:
         with self._lock:
             self._values = self._values | new
 
+    def __bool__(self) -> bool:
+        """True once a secret is registered (until then, redacting changes nothing)."""
+        return bool(self._values)
+
     def redact(self, text: str) -> str:
         """`text` with every registered secret replaced by ***."""
         for secret in sorted(self._values, key=len, reverse=True):

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -81,7 +82,7 @@ def test_gc_removes_expired_unreferenced_blobs_with_row_and_audit(store):
     report = collect_garbage(db, cas, now=LATER)
     item = {"sha256": tag(hexdigest), "bytes": 11, "kind": "raw_payload", "original_name": "old.json",
             "reason": "expired"}
-    assert report.model_dump() == {"removed": [item], "bytes_freed": 11, "kept_referenced": 0,
+    assert asdict(report) == {"removed": [item], "bytes_freed": 11, "kept_referenced": 0,
                                    "dry_run": False}
     assert not cas.exists(hexdigest)
     assert db["artifacts"].count == 0 and db["artifact_refs"].count == 0
@@ -152,7 +153,7 @@ def test_gc_removes_untracked_blobs_and_stale_temp_files_older_than_a_day(store)
     fresh.write_bytes(b"y" * 10)
     _age(stale, 2)
     report = collect_garbage(db, cas)
-    assert [i.model_dump() for i in report.removed] == [
+    assert [asdict(i) for i in report.removed] == [
         {"sha256": tag(old_blob), "bytes": old_size, "kind": None, "original_name": None, "reason": "untracked"},
         {"sha256": None, "bytes": 100, "kind": None, "original_name": "tmp/ingest-crashed",
          "reason": "stale_tmp"}]
@@ -175,7 +176,7 @@ def test_gc_dry_run_reports_the_same_and_changes_nothing(store):
     assert cas.exists(hexdigest) and cas.exists(untracked) and db["artifacts"].count == 1
     assert _audit(db) == []
     real = collect_garbage(db, cas, now=LATER)
-    assert real.model_dump() == {**dry.model_dump(), "dry_run": False}
+    assert asdict(real) == {**asdict(dry), "dry_run": False}
     assert list(cas.iter_digests()) == []
 
 
@@ -211,7 +212,7 @@ def test_list_artifacts_shows_rows_refs_and_untracked_blobs(store):
     assert (items[tag(tracked)].refs, items[tag(tracked)].kind, items[tag(tracked)].bytes,
             items[tag(tracked)].present) == (2, "model", 7, True)
     assert items[tag(tracked)].original_name == "m.onnx"
-    assert items[tag(untracked)].model_dump() == {
+    assert asdict(items[tag(untracked)]) == {
         "sha256": tag(untracked), "kind": None, "bytes": 9, "created_at": None, "expires_at": None,
         "original_name": None, "refs": 0, "present": True}
     assert (items[tag(gone)].present, items[tag(gone)].bytes) == (False, 4)
@@ -230,12 +231,12 @@ def test_verify_blobs_lists_every_corrupt_and_missing_blob(store):
         cas.path_of(hexdigest).write_bytes(b"tampered")
     report = verify_blobs(db, cas)
     tampered = tag(hashlib.sha256(b"tampered").hexdigest())
-    assert report.model_dump() == {
+    assert asdict(report) == {
         "checked": 4, "ok": False, "missing": [tag(gone)],
         "corrupt": [{"sha256": tag(h), "path": str(cas.path_of(h)), "expected": tag(h), "actual": tampered}
                     for h in sorted([bad1, bad2])]}
     assert cas.path_of(bad1).read_bytes() == b"tampered"
-    assert verify_blobs(db, cas, [tag(good)]).model_dump() == {"checked": 1, "ok": True, "missing": [],
+    assert asdict(verify_blobs(db, cas, [tag(good)])) == {"checked": 1, "ok": True, "missing": [],
                                                                 "corrupt": []}
 
 
@@ -245,3 +246,22 @@ def test_verify_blobs_refuses_a_malformed_digest_before_hashing(store):
     with pytest.raises(InvalidInput) as info:
         verify_blobs(db, cas, ["sha256:" + "a" * 64, "nothex"])
     assert info.value.message == "'nothex' is not a sha256 digest (expected sha256:<64 lowercase hex>)"
+
+
+def test_gc_reaping_and_run_listing_use_indexes_not_scans(store):
+    """At 100,000 blobs a scan per expired artifact took a minute: gc's payload check, the reaper's query
+    of active runs and `runs list`'s newest runs each use an index (EXPLAIN QUERY PLAN), not a full scan."""
+    from edgegate_cli.store.retention import _LIVE_REF
+    from edgegate_cli.store.runs import _ACTIVE_SQL
+
+    db, _ = store
+    gc_plan = " | ".join(r[3] for r in db.execute(
+        f"EXPLAIN QUERY PLAN SELECT a.* FROM artifacts a WHERE a.expires_at < ? AND NOT ({_LIVE_REF})", ["x"]))
+    assert "SEARCH rp USING COVERING INDEX idx_run_payloads_sha256 (sha256=?)" in gc_plan
+    assert "SCAN rp" not in gc_plan
+    reap_plan = " | ".join(r[3] for r in db.execute(
+        f"EXPLAIN QUERY PLAN SELECT * FROM runs WHERE status IN ({_ACTIVE_SQL})"))
+    assert reap_plan.startswith("SEARCH runs USING INDEX idx_runs_status (status=?)")
+    list_plan = " | ".join(r[3] for r in db.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM runs ORDER BY created_at DESC LIMIT 20"))
+    assert list_plan == "SCAN runs USING INDEX idx_runs_created_at"

@@ -8,6 +8,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -47,6 +48,25 @@ def test_put_file_of_10_mb_round_trips(tmp_path):
     assert cas.read_bytes(tag(hexdigest), verify=True) == data
     cas.verify(hexdigest)  # returns without raising
     assert cas.total_bytes() == len(data)
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs a second filesystem")
+def test_put_file_across_filesystems_starts_over_the_portable_way(tmp_path):
+    """copy_file_range between two filesystems is refused (EXDEV) by current kernels: the ingest starts
+    over, hashing while writing, and stores the right bytes."""
+    cas = CAS(tmp_path / "cas")
+    for size in (1000, 3 * 1024 * 1024 + 1):
+        data = os.urandom(size)
+        fd, name = tempfile.mkstemp(dir="/dev/shm")
+        try:
+            os.write(fd, data)
+            os.close(fd)
+            if os.stat(name).st_dev == os.stat(tmp_path).st_dev:
+                pytest.skip("/dev/shm is on the same filesystem here")
+            assert cas.put_file(name) == (hashlib.sha256(data).hexdigest(), len(data))
+            assert cas.path_of(hashlib.sha256(data).hexdigest()).read_bytes() == data
+        finally:
+            os.unlink(name)
 
 
 def test_put_stream_handles_short_reads_from_a_pipe(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Annotated
 
 import typer
@@ -26,7 +27,9 @@ def verify(
 
     out = start(ctx, json_)
     ws = open_workspace(out)
-    report = verify_blobs(ws.db, ws.cas, digests or None)
+    with out.progress("Verifying blobs") as advance:
+        report = verify_blobs(ws.db, ws.cas, digests or None,
+                              progress=lambda done, total: advance(f"{done:,} of {total:,} blobs re-hashed"))
     out.emit(report, _render_verify)
     if report.ok:
         return
@@ -50,23 +53,34 @@ def _render_verify(out, report) -> None:
 
 
 @app.command("ls")
-def ls(ctx: typer.Context, json_: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
-    """List stored artifacts: digest, kind, size, created, expires, original name, references."""
-    from ..store.artifacts import list_artifacts
+def ls(
+    ctx: typer.Context,
+    limit: int = typer.Option(None, "--limit", min=1, help="List at most N artifacts (in digest order)."),
+    json_: bool = typer.Option(False, "--json", help="Print the result as one JSON document, an artifact a line."),
+) -> None:
+    """List stored artifacts: digest, kind, size, created, expires, references, original name.
+
+    Rows are printed as they are read, so a store of any size lists in constant memory: aligned columns
+    on a terminal, tab-separated off one (for cut, awk, sort).
+    """
+    from itertools import islice
+
+    from ..store.artifacts import iter_artifacts
+    from ..ui.stream import stream_json_list, stream_rows
     from . import open_workspace, start
 
     out = start(ctx, json_)
     ws = open_workspace(out)
-    out.emit(list_artifacts(ws.db, ws.cas), _render_ls)
-
-
-def _render_ls(out, listing) -> None:
-    items = listing.artifacts
-    if not items:
+    items = islice(iter_artifacts(ws.db, ws.cas), limit)
+    if json_:  # vars(): the dataclass's own flat dict, without asdict's deep copy
+        stream_json_list(out, "artifacts", (vars(i) for i in items))
+        return
+    first = next(items, None)
+    if first is None:
         out.line("The store is empty.")
         return
-    # short digests and dates keep the table within 100 columns; --json has the full values
-    out.table(None, ["digest", "kind", "bytes", "created", "expires", "original name", "refs"], [
+    # short digests and dates keep a line within 100 columns; --json has the full values
+    stream_rows(out, ["digest", "kind", "bytes", "created", "expires", "refs", "original name"], (
         (i.sha256[7:19] + ("" if i.present else " (missing)"), i.kind or "untracked", f"{i.bytes:,}",
-         (i.created_at or "-")[:10], (i.expires_at or "-")[:10], i.original_name or "-", i.refs)
-        for i in items])
+         (i.created_at or "-")[:10], (i.expires_at or "-")[:10], i.refs, i.original_name or "-")
+        for i in chain((first,), items)), widths=[12, 15, 13, 10, 10, 4], right=[2, 5])

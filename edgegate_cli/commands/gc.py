@@ -29,10 +29,12 @@ def gc(
 
 
 def _render(out, report) -> None:
+    from ..ui.stream import stream_rows
+
     verb, done = ("Would free", "would be removed") if report.dry_run else ("Freed", "removed")
-    if report.removed:
-        out.table(None, ["digest", "reason", "kind", "bytes", "original name"], [
+    if report.removed:  # a row at a time: a first gc of a big store can list thousands
+        stream_rows(out, ["digest", "reason", "kind", "bytes", "original name"], (
             (i.sha256[7:19] if i.sha256 else "-", i.reason, i.kind or "-", f"{i.bytes:,}",
-             i.original_name or "-") for i in report.removed])
+             i.original_name or "-") for i in report.removed), widths=[12, 10, 15, 13], right=[3])
     out.line(f"{verb} {report.bytes_freed:,} bytes ({len(report.removed)} {done}; "
                 f"{report.kept_referenced} expired but still referenced)")

@@ -39,8 +39,6 @@ def run(
     metric, device failure, timeout, another run active, BUNDLE_FAILED when --bundle could not be written).
     """
     from ..errors import ExitCode, InvalidInput
-    from ..evidence.bundle_write import bundle_after_run
-    from ..evidence.keys import load_signing_key
     from ..runs.execute import RunRequest, execute_run
     from ..spec.pipeline import load_pipeline
     from ..ui import render
@@ -52,12 +50,18 @@ def run(
     ws = open_workspace(out)
     if key and not bundle:
         raise InvalidInput("--key names the key that signs the --bundle; pass --bundle FILE too")
-    signer = load_signing_key(ws, key) if bundle else None  # before any device time: no key fails fast
+    signer = None
+    if bundle:  # the key before any device time: no key fails fast
+        from ..evidence.keys import load_signing_key
+
+        signer = load_signing_key(ws, key)
     with out.progress(f"Running {spec.name} on {', '.join(spec.devices)}") as advance:
         outcome = execute_run(ws, RunRequest(spec, wait=wait, evidence=tuple(evidence),
                                              require_baseline=require_baseline,
                                              allow_foreign_baseline=allow_foreign_baseline), advance)
     if signer is not None:
+        from ..evidence.bundle_write import bundle_after_run
+
         written = bundle_after_run(ws, outcome.run_id, signer, bundle)
         outcome.bundle = {"path": str(written.path), "sha256": written.sha256, "key_id": written.key_id}
         out.log(f"Bundle: {written.path} ({written.sha256}), signed by {written.key_id}", style=None)

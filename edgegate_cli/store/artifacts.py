@@ -5,13 +5,14 @@ verifying. A blob lives in the CAS; its `artifacts` row says what it is and when
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-import sqlite_utils
-from pydantic import BaseModel
-
-from ..errors import CorruptBlob
+from ..errors import CorruptBlob, NotFound
 from .cas import CAS, tag, untag
+from .sqlite_lib import sqlite_utils
 from .state import iso_after
 
 RETENTION_DAYS = 30
@@ -57,7 +58,8 @@ def add_ref(db: sqlite_utils.Database, hexdigest: str, ref_kind: str, ref_id: st
                                 "created_at": db.now()}, ignore=True)
 
 
-class ArtifactInfo(BaseModel):
+@dataclass
+class ArtifactInfo:
     sha256: str  # tagged
     kind: str | None
     bytes: int
@@ -68,57 +70,89 @@ class ArtifactInfo(BaseModel):
     present: bool  # the blob file exists
 
 
-class ArtifactListing(BaseModel):
+def iter_artifacts(db: sqlite_utils.Database, cas: CAS) -> Iterator[ArtifactInfo]:
+    """Every artifact row, plus every stored blob that has no row (kind None), in digest order, as a
+    stream (see `merged_with_rows`): memory stays flat however many blobs there are.
+
+    `bytes` is the size recorded at ingest for a tracked blob (exact: the CAS stores those bytes under
+    their digest), the file's size for an untracked one."""
+    rows = db.execute(
+        "SELECT a.sha256, a.kind, a.bytes, a.created_at, a.expires_at, a.original_name, "
+        "(SELECT count(*) FROM artifact_refs r WHERE r.sha256 = a.sha256) AS refs "
+        "FROM artifacts a ORDER BY a.sha256")
+    for hexdigest, row, entry in merged_with_rows(rows, cas):
+        if row is None:  # a blob nobody recorded
+            yield ArtifactInfo(tag(hexdigest), None, entry_size(entry), None, None, None, 0, True)
+        else:
+            yield ArtifactInfo(tag(hexdigest), row[1], row[2] or 0, row[3], row[4], row[5], row[6], entry is not None)
+
+
+def merged_with_rows(rows: Iterator[tuple], cas: CAS) -> Iterator[tuple[str, tuple | None, os.DirEntry | None]]:
+    """(hex digest, row or None, blob directory entry or None) for every digest in `rows` (tuples whose
+    first item is the hex digest, in ascending order) or in the CAS, in digest order: the two sorted
+    streams are merged like two sorted files, one `sha256/<2>/` folder in memory at a time."""
+    blobs = cas.iter_blobs()
+    row, blob = next(rows, None), next(blobs, None)
+    while row is not None or blob is not None:
+        if blob is None or (row is not None and row[0] < blob[0]):
+            yield row[0], row, None
+            row = next(rows, None)
+        elif row is None or blob[0] < row[0]:
+            yield blob[0], None, blob[1]
+            blob = next(blobs, None)
+        else:
+            yield row[0], row, blob[1]
+            row, blob = next(rows, None), next(blobs, None)
+
+
+@dataclass
+class ArtifactListing:
     artifacts: list[ArtifactInfo]
 
 
 def list_artifacts(db: sqlite_utils.Database, cas: CAS) -> ArtifactListing:
-    """Every artifact row, plus every stored blob that has no row (kind None), sorted by digest."""
-    rows = {r["sha256"]: r for r in db.query(
-        "SELECT a.*, (SELECT count(*) FROM artifact_refs r WHERE r.sha256 = a.sha256) AS refs "
-        "FROM artifacts a")}
-    stored = set(cas.iter_digests())
-    out = []
-    for hexdigest in sorted(set(rows) | stored):
-        r = rows.get(hexdigest, {})
-        out.append(ArtifactInfo(sha256=tag(hexdigest), kind=r.get("kind"),
-                                bytes=blob_size(cas, hexdigest) if hexdigest in stored else r.get("bytes", 0),
-                                created_at=r.get("created_at"), expires_at=r.get("expires_at"),
-                                original_name=r.get("original_name"), refs=r.get("refs", 0),
-                                present=hexdigest in stored))
-    return ArtifactListing(artifacts=out)
+    """`iter_artifacts`, collected (for callers that want them all at once)."""
+    return ArtifactListing(artifacts=list(iter_artifacts(db, cas)))
 
 
-class CorruptItem(BaseModel):
+@dataclass
+class CorruptItem:
     sha256: str
     path: str
     expected: str
     actual: str
 
 
-class VerifyReport(BaseModel):
+@dataclass
+class VerifyReport:
     checked: int
     corrupt: list[CorruptItem]
     missing: list[str]  # tagged digests with no blob file (asked for, or recorded in artifacts)
     ok: bool
 
 
-def verify_blobs(db: sqlite_utils.Database, cas: CAS, digests: list[str] | None = None) -> VerifyReport:
+def verify_blobs(db: sqlite_utils.Database, cas: CAS, digests: list[str] | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> VerifyReport:
     """Re-hash the given blobs (default: every stored blob, and every recorded one) and report each
     corrupt or missing one. Nothing is deleted. Raises InvalidInput for a malformed digest, before
-    any hashing."""
+    any hashing. `progress(done, total)` is called now and then on long checks."""
     if digests:
         wanted = sorted({untag(d) for d in digests})
+        present = {h for h in wanted if cas.exists(h)}
     else:
-        recorded = {r["sha256"] for r in db.query("SELECT sha256 FROM artifacts")}
-        wanted = sorted(set(cas.iter_digests()) | recorded)
+        present = set(cas.iter_digests())
+        wanted = sorted(present.union(r[0] for r in db.execute("SELECT sha256 FROM artifacts")))
     corrupt, missing = [], []
-    for hexdigest in wanted:
-        if not cas.exists(hexdigest):
+    for done, hexdigest in enumerate(wanted, 1):
+        if progress and done % 5000 == 0:
+            progress(done, len(wanted))
+        if hexdigest not in present:
             missing.append(tag(hexdigest))
             continue
         try:
             cas.verify(hexdigest)
+        except NotFound:  # removed since the walk saw it
+            missing.append(tag(hexdigest))
         except CorruptBlob as err:
             corrupt.append(CorruptItem(sha256=tag(hexdigest), path=err.path or "",
                                        expected=tag(err.expected), actual=tag(err.actual)))
@@ -126,12 +160,21 @@ def verify_blobs(db: sqlite_utils.Database, cas: CAS, digests: list[str] | None 
                         ok=not corrupt and not missing)
 
 
-__all__ = ["store_file", "store_bytes", "register", "add_ref", "tag", "RETENTION_DAYS", "blob_size",
-           "list_artifacts", "ArtifactListing", "ArtifactInfo", "verify_blobs", "VerifyReport"]
+__all__ = ["store_file", "store_bytes", "register", "add_ref", "tag", "RETENTION_DAYS", "blob_size", "entry_size",
+           "iter_artifacts", "merged_with_rows", "list_artifacts", "ArtifactListing", "ArtifactInfo", "verify_blobs",
+           "VerifyReport"]
 
 
 def blob_size(cas: CAS, hexdigest: str) -> int:
     try:
         return cas.path_of(hexdigest).stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def entry_size(entry: os.DirEntry) -> int:
+    """The size of a blob the CAS walk found (0 if it was removed since)."""
+    try:
+        return entry.stat().st_size
     except FileNotFoundError:
         return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -19,8 +20,7 @@ from typing import BinaryIO
 
 from ..canonical import tag, untag  # noqa: F401 (re-exported: the store speaks tagged digests)
 from ..errors import CorruptBlob, InvalidInput, NotFound
-
-CHUNK = 1 << 20  # 1 MiB
+from .ingest import CHUNK, copy_hashing, kernel_copy_then_hash
 
 
 class CAS:
@@ -45,14 +45,15 @@ class CAS:
         fsynced, made read-only and renamed to `sha256/<2>/<62>`, so a crash leaves at most a temp
         file (gc removes stale ones). Bytes already stored are not written again.
         """
-        return self._ingest(lambda out, _tmp: _copy_hashing(src, out))
+        return self._ingest(lambda out, _tmp: copy_hashing(src, out))
 
     def put_file(self, path: Path | str) -> tuple[str, int]:
         """Store a file's bytes; return (hex digest, size). InvalidInput if it is missing.
 
-        A regular file is copied by the kernel (copy_file_range) and the copy is then hashed, so the
-        digest is of exactly the bytes stored and user space reads them once; that is about twice as
-        fast as hashing while writing (bench/cas_ingest.py). Elsewhere it falls back to streaming.
+        A regular file is copied by the kernel (copy_file_range) and the copy is then hashed
+        (`ingest.kernel_copy_then_hash`), so the digest is of exactly the bytes stored and user space reads
+        them once; that is about twice as fast as hashing while writing (bench/cas_ingest.py). Elsewhere it
+        streams.
         """
         try:
             src = open(path, "rb")  # only a failed open means "no such file"
@@ -60,7 +61,7 @@ class CAS:
             raise InvalidInput(f"{path}: no such file") from None
         with src:
             if hasattr(os, "copy_file_range") and stat.S_ISREG(os.fstat(src.fileno()).st_mode):
-                return self._ingest(lambda out, tmp: _kernel_copy_then_hash(src, out, tmp))
+                return self._ingest(lambda out, tmp: kernel_copy_then_hash(src, out, tmp))
             return self.put_stream(src)
 
     def _ingest(self, fill) -> tuple[str, int]:
@@ -133,18 +134,21 @@ class CAS:
 
     def iter_digests(self) -> Iterator[str]:
         """Every stored blob's hex digest, sorted. Files that are not named like a blob are skipped."""
-        if not self.objects.is_dir():
-            return
-        for sub in sorted(self.objects.iterdir()):
-            if sub.is_dir() and _is_hex(sub.name, 2):
-                for blob in sorted(sub.iterdir()):
-                    if _is_hex(blob.name, 62) and blob.is_file():
-                        yield sub.name + blob.name
+        for hexdigest, _entry in self.iter_blobs():
+            yield hexdigest
+
+    def iter_blobs(self, *, ordered: bool = True) -> Iterator[tuple[str, os.DirEntry]]:
+        """(hex digest, directory entry) of every stored blob, sorted by digest unless `ordered` is
+        False, one `sha256/<2>/` folder in memory at a time. `os.scandir` gives names and file types
+        without a stat per blob; `entry.stat()` costs one when a caller needs the size or age."""
+        for sub in _sorted_entries(self.objects, _HEX2, want_dir=True, ordered=ordered):
+            for blob in _sorted_entries(sub.path, _HEX62, want_dir=False, ordered=ordered):
+                yield sub.name + blob.name, blob
 
     def iter_tmp(self) -> Iterator[Path]:
         """Temp files left in `cas/tmp/` (an ingest in progress, or one that crashed)."""
-        if self.tmp.is_dir():
-            yield from sorted(p for p in self.tmp.iterdir() if p.is_file())
+        for entry in _sorted_entries(self.tmp, None, want_dir=False):
+            yield Path(entry.path)
 
     def remove(self, digest: str) -> int:
         """Delete a blob; return the bytes freed (0 if absent)."""
@@ -158,21 +162,33 @@ class CAS:
 
     def total_bytes(self) -> int:
         """Bytes held by all stored blobs (temp files excluded)."""
-        return sum(self.path_of(d).stat().st_size for d in self.iter_digests())
+        return sum(_size(entry) for _, entry in self.iter_blobs())
 
 
-def _is_hex(text: str, length: int) -> bool:
-    return len(text) == length and all(c in "0123456789abcdef" for c in text)
+_HEX2 = re.compile(r"[0-9a-f]{2}")
+_HEX62 = re.compile(r"[0-9a-f]{62}")
 
 
-def _read_into(src: BinaryIO, buf: bytearray) -> int:
-    """Fill `buf` from `src` without allocating a new bytes object per chunk when possible."""
-    readinto = getattr(src, "readinto", None)
-    if readinto is not None:
-        return readinto(buf) or 0
-    chunk = src.read(len(buf))
-    buf[:len(chunk)] = chunk
-    return len(chunk)
+def _sorted_entries(directory, name: re.Pattern | None, *, want_dir: bool, ordered: bool = True) -> list[os.DirEntry]:
+    """The sub-folders (or files) of `directory` whose names fully match `name`, sorted by name (unless
+    not `ordered`); none if `directory` is missing. Symlinks count as what they point to, as
+    `Path.is_file()` does."""
+    try:
+        with os.scandir(directory) as it:
+            found = [e for e in it if (name is None or name.fullmatch(e.name))
+                     and (e.is_dir() if want_dir else e.is_file())]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    if ordered:
+        found.sort(key=lambda e: e.name)
+    return found
+
+
+def _size(entry: os.DirEntry) -> int:
+    try:
+        return entry.stat().st_size
+    except FileNotFoundError:  # removed since the walk saw it
+        return 0
 
 
 def _same_size(path: Path, size: int) -> bool:
@@ -180,39 +196,6 @@ def _same_size(path: Path, size: int) -> bool:
         return path.stat().st_size == size
     except FileNotFoundError:
         return False
-
-
-def _copy_hashing(src: BinaryIO, out) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
-    while n := _read_into(src, buf):
-        h.update(view[:n])
-        out.write(view[:n])
-        size += n
-    return h.hexdigest(), size
-
-
-def _kernel_copy_then_hash(src, out, tmp_name: str) -> tuple[str, int]:
-    out.flush()
-    try:
-        while os.copy_file_range(src.fileno(), out.fileno(), 1 << 30):
-            pass
-    except OSError:  # e.g. a filesystem or kernel that refuses: start over the portable way
-        src.seek(0)
-        out.seek(0)
-        out.truncate()
-        return _copy_hashing(src, out)
-    h = hashlib.sha256()
-    size = 0
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
-    with open(tmp_name, "rb", buffering=0) as copy:
-        while n := copy.readinto(buf):
-            h.update(view[:n])
-            size += n
-    return h.hexdigest(), size
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -4,15 +4,15 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-import sqlite_utils
-from pydantic import BaseModel
-
-from .artifacts import blob_size
+from .artifacts import blob_size, entry_size
 from .cas import CAS, tag
+from .sqlite_lib import sqlite_utils
 from .state import record_audit
 
 GRACE = timedelta(days=1)  # an untracked blob or temp file younger than this may be an ingest in flight
@@ -32,7 +32,8 @@ _LIVE_REF = """EXISTS (SELECT 1 FROM artifact_refs r WHERE r.sha256 = a.sha256 A
   OR EXISTS (SELECT 1 FROM run_payloads rp WHERE rp.sha256 = a.sha256)"""
 
 
-class GcItem(BaseModel):
+@dataclass
+class GcItem:
     sha256: str | None  # tagged `sha256:<hex>`; None for a temp file
     bytes: int
     kind: str | None
@@ -40,7 +41,8 @@ class GcItem(BaseModel):
     reason: Literal["expired", "untracked", "stale_tmp"]
 
 
-class GcReport(BaseModel):
+@dataclass
+class GcReport:
     removed: list[GcItem]
     bytes_freed: int
     kept_referenced: int  # expired artifacts kept because a live run, probe, pack, bundle or release needs them
@@ -62,7 +64,8 @@ def collect_garbage(db: sqlite_utils.Database, cas: CAS, *, now: datetime | None
     cutoff = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     expired = f"FROM artifacts a WHERE a.expires_at < ? AND NOT ({_LIVE_REF})"
     removed: list[GcItem] = []
-    for row in list(db.query(f"SELECT a.* {expired} ORDER BY a.sha256", [cutoff])):
+    # sorted here, not by SQL: ORDER BY would walk the whole primary-key index and look up every row
+    for row in sorted(db.query(f"SELECT a.* {expired}", [cutoff]), key=lambda r: r["sha256"]):
         item = GcItem(sha256=tag(row["sha256"]), bytes=blob_size(cas, row["sha256"]), kind=row["kind"],
                       original_name=row["original_name"], reason="expired")
         if not dry_run:
@@ -72,7 +75,7 @@ def collect_garbage(db: sqlite_utils.Database, cas: CAS, *, now: datetime | None
                 db.execute("DELETE FROM artifact_refs WHERE sha256 = ?", [row["sha256"]])  # dead refs
                 db.execute("DELETE FROM artifacts WHERE sha256 = ?", [row["sha256"]])
                 item.bytes = cas.remove(row["sha256"])
-                record_audit(db, "gc", "blob_removed", item.model_dump())
+                record_audit(db, "gc", "blob_removed", asdict(item))
         removed.append(item)
     removed += _untracked(db, cas, now, dry_run) + _stale_tmp(db, cas, now, dry_run)
     kept = db.execute(f"SELECT count(*) FROM artifacts a WHERE a.expires_at < ? AND ({_LIVE_REF})",
@@ -82,18 +85,22 @@ def collect_garbage(db: sqlite_utils.Database, cas: CAS, *, now: datetime | None
 
 
 def _untracked(db: sqlite_utils.Database, cas: CAS, now: datetime, dry_run: bool) -> list[GcItem]:
+    # One query for the digests that have rows, then a stat only for blobs without one (for their age).
+    tracked = {r[0] for r in db.execute("SELECT sha256 FROM artifacts")}
     items = []
-    for hexdigest in list(cas.iter_digests()):
-        if not _older_than_grace(cas.path_of(hexdigest), now) or _has_row(db, hexdigest):
+    untracked = sorted(((h, e) for h, e in cas.iter_blobs(ordered=False) if h not in tracked),
+                       key=lambda found: found[0])
+    for hexdigest, entry in untracked:
+        if not _older_than_grace(entry, now):
             continue
-        item = GcItem(sha256=tag(hexdigest), bytes=blob_size(cas, hexdigest), kind=None, original_name=None,
+        item = GcItem(sha256=tag(hexdigest), bytes=entry_size(entry), kind=None, original_name=None,
                       reason="untracked")
         if not dry_run:
             with db.atomic():  # BEGIN IMMEDIATE: no ingest can register it meanwhile
                 if _has_row(db, hexdigest):
                     continue
                 item.bytes = cas.remove(hexdigest)
-                record_audit(db, "gc", "blob_removed", item.model_dump())
+                record_audit(db, "gc", "blob_removed", asdict(item))
         items.append(item)
     return items
 
@@ -107,7 +114,7 @@ def _stale_tmp(db: sqlite_utils.Database, cas: CAS, now: datetime, dry_run: bool
                       original_name=f"tmp/{path.name}", reason="stale_tmp")
         if not dry_run:
             path.unlink(missing_ok=True)
-            record_audit(db, "gc", "tmp_removed", item.model_dump())
+            record_audit(db, "gc", "tmp_removed", asdict(item))
         items.append(item)
     return items
 
@@ -116,7 +123,7 @@ def _has_row(db: sqlite_utils.Database, hexdigest: str) -> bool:
     return db.execute("SELECT 1 FROM artifacts WHERE sha256 = ?", [hexdigest]).fetchone() is not None
 
 
-def _older_than_grace(path: Path, now: datetime) -> bool:
+def _older_than_grace(path: Path | os.DirEntry, now: datetime) -> bool:
     try:
         return now.timestamp() - path.stat().st_mtime > GRACE.total_seconds()
     except FileNotFoundError:

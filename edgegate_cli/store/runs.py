@@ -10,9 +10,8 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-import sqlite_utils
-
 from ..errors import InvalidInput, NotFound, RunActive, Verdict
+from .sqlite_lib import sqlite_utils
 from .state import StateDatabase, open_state
 
 FINAL = {Verdict.PASSED, Verdict.FAILED, Verdict.ERROR}  # a run ends with its verdict as its status
@@ -25,6 +24,9 @@ TRANSITIONS = {
     "evaluating": {"reporting"},
     "reporting": {Verdict.PASSED, Verdict.FAILED},
 }
+# Every status a run passes before its final one. Queries name them (not "not final") so that the
+# index on runs.status finds the active runs without reading the whole table.
+_ACTIVE_SQL = ", ".join(f"'{status}'" for status in TRANSITIONS)
 HEARTBEAT_S = 5.0
 STALE_AFTER_S = 600.0  # a heartbeat this old means the run's process is gone, whatever its pid says
 
@@ -58,7 +60,7 @@ def reap_abandoned(db: StateDatabase) -> list[str]:
     """Mark runs whose process died `error: ABANDONED`; return their ids."""
     reaped = []
     now = db.ctx.clock.now()
-    for row in db.query("select * from runs where status not in ('passed', 'failed', 'error')"):
+    for row in list(db.query(f"select * from runs where status in ({_ACTIVE_SQL})")):
         if _is_abandoned(row, now):
             with db.atomic():
                 _finish(db, row["id"], Verdict.ERROR, {"error_code": "ABANDONED",
@@ -70,8 +72,7 @@ def reap_abandoned(db: StateDatabase) -> list[str]:
 
 def active_run(db: sqlite_utils.Database) -> dict | None:
     """The run currently holding the home, if any (after reaping dead ones)."""
-    rows = list(db.query("select * from runs where status not in ('passed', 'failed', 'error') "
-                         "order by created_at limit 1"))
+    rows = list(db.query(f"select * from runs where status in ({_ACTIVE_SQL}) order by created_at limit 1"))
     return rows[0] if rows else None
 
 
@@ -182,8 +183,9 @@ def get_run(db: sqlite_utils.Database, run_id: str) -> dict:
     if not run_id:
         raise InvalidInput("no run id given")
     row = next(iter(db["runs"].rows_where("id = ?", [run_id])), None)
-    if row is None:
-        matches = list(db["runs"].rows_where("id like ?", [run_id + "%"], limit=2))
+    if row is None:  # a unique prefix: a range of the primary key (run ids are lower case, as LIKE ignores case)
+        prefix = run_id.lower()
+        matches = list(db["runs"].rows_where("id >= ? and id < ?", [prefix, prefix + "\U0010ffff"], limit=2))
         if len(matches) == 1:
             row = matches[0]
     if row is None:

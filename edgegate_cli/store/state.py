@@ -13,11 +13,9 @@ import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import sqlite_utils
-from sqlite_utils import Migrations
-
 from ..context import Context, format_utc
 from ..errors import StateTooNew
+from .sqlite_lib import Migrations, sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
 migrations = Migrations("edgegate")
@@ -125,6 +123,15 @@ def m005_releases(db: sqlite_utils.Database) -> None:
     db["rollouts"].create_index(["release"])
 
 
+@migrations()
+def m006_scale_indexes(db: sqlite_utils.Database) -> None:
+    # gc keeps every blob a run_payloads row points at: an index, so that check is a lookup, not a scan of
+    # every payload row for every expired artifact (57 s at 100,000 blobs without it). `runs list` reads
+    # the newest runs: by index, not by sorting every run (0.5 s at 25,000 runs).
+    db["run_payloads"].create_index(["sha256"])
+    db["runs"].create_index(["created_at"])
+
+
 def _check_not_newer(db: sqlite_utils.Database, migration_set: Migrations) -> None:
     known = {m.name for m in migration_set._migrations}  # sqlite-utils exposes no public list
     unknown = sorted({m.name for m in migration_set.applied(db)} - known)
@@ -197,7 +204,9 @@ def open_state(db_path: Path | str, *, migrate: bool = True, ctx: Context | None
     """
     db_path = Path(db_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    db = StateDatabase(db_path)
+    # No sqlite-utils plugins: finding them scans every installed package's entry points (~25 ms a
+    # command), and the state database is EdgeGate's alone.
+    db = StateDatabase(db_path, execute_plugins=False)
     db.ctx = ctx or Context()
     db.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if db.journal_mode != "wal":

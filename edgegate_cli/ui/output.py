@@ -6,6 +6,7 @@ invocation, made from its Context (`commands.start`), so nothing here is a proce
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -19,6 +20,8 @@ from ..errors import EdgeGateError
 def to_jsonable(obj: Any) -> Any:
     if hasattr(obj, "model_dump"):
         return obj.model_dump(mode="json")
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):  # results that need no pydantic
+        return dataclasses.asdict(obj)
     return obj
 
 

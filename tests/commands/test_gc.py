@@ -40,8 +40,8 @@ def test_gc_dry_run_then_gc(invoke):
 
     result = invoke("gc")
     assert result.stdout.splitlines()[-1] == "Freed 24 bytes (2 removed; 1 expired but still referenced)"
-    assert [line for line in result.stdout.splitlines() if gone[:12] in line] == [
-        f"│ {gone[:12]} │ expired   │ raw_payload │ 15    │ old.json      │"]
+    assert result.stdout.splitlines()[:2] == ["digest\treason\tkind\tbytes\toriginal name",
+                                              f"{gone[:12]}\texpired\traw_payload\t15\told.json"]
     assert result.stderr == ""
     assert list(ws.cas.iter_digests()) == [kept]
     assert invoke("gc").stdout == "Freed 0 bytes (0 removed; 1 expired but still referenced)\n"
@@ -101,8 +101,9 @@ def test_cas_verify_of_given_digests_and_a_malformed_one(invoke):
 
 
 def test_cas_ls(invoke):
-    """ls lists digest, kind, size, dates, original name and reference count; --json has full digests."""
+    """ls lists digest, kind, size, dates, references and original name; --json has full digests."""
     assert invoke("cas", "ls").stdout == "The store is empty.\n"
+    assert json.loads(invoke("cas", "ls", "--json").stdout) == {"artifacts": []}
     ws = open_workspace()
     hexdigest = store_bytes(ws.db, ws.cas, b"model bytes", "model", "tiny.onnx")
     add_ref(ws.db, hexdigest, "bundle", "b-1")
@@ -110,10 +111,30 @@ def test_cas_ls(invoke):
     row = ws.db["artifacts"].get(hexdigest)
     assert item == {"sha256": tag(hexdigest), "kind": "model", "bytes": 11, "created_at": row["created_at"],
                     "expires_at": row["expires_at"], "original_name": "tiny.onnx", "refs": 1, "present": True}
-    human = invoke("cas", "ls").stdout
-    [line] = [line for line in human.splitlines() if hexdigest[:12] in line]
-    assert line.split("│")[1:-1] == [f" {hexdigest[:12]} ", " model ", " 11    ", f" {row['created_at'][:10]} ",
-                                      f" {row['expires_at'][:10]} ", " tiny.onnx     ", " 1    "]
+    # off a terminal: a header, then one tab-separated row per artifact
+    assert invoke("cas", "ls").stdout.splitlines() == [
+        "digest\tkind\tbytes\tcreated\texpires\trefs\toriginal name",
+        f"{hexdigest[:12]}\tmodel\t11\t{row['created_at'][:10]}\t{row['expires_at'][:10]}\t1\ttiny.onnx"]
+
+
+def test_cas_ls_streams_rows_in_digest_order_with_a_limit(invoke):
+    """Untracked and missing blobs are listed among the rows in digest order; --limit cuts the list; a
+    control character in a file name is escaped; --json is one document with an artifact on each line."""
+    ws = open_workspace()
+    names = {store_bytes(ws.db, ws.cas, f"blob {i}".encode(), "k", f"b{i}\x1b[2J.bin"): f"b{i}" for i in range(5)}
+    digests = sorted(names)
+    untracked, _ = ws.cas.put_bytes(b"untracked")
+    ws.cas.remove(digests[1])
+    everything = sorted([*digests, untracked])
+    lines = invoke("cas", "ls").stdout.splitlines()[1:]
+    assert [line.split("\t")[0] for line in lines] == [
+        d[:12] + (" (missing)" if d == digests[1] else "") for d in everything]
+    assert [line.split("\t")[-1] for line in lines] == [
+        f"{names[d]}\\x1b[2J.bin" if d in names else "-" for d in everything]
+    assert len(invoke("cas", "ls", "--limit", "2").stdout.splitlines()) == 3
+    text = invoke("cas", "ls", "--json", "--limit", "3").stdout
+    assert [a["sha256"] for a in json.loads(text)["artifacts"]] == [tag(d) for d in everything[:3]]
+    assert len(text.splitlines()) == 5  # the opening line, one per artifact, the closing line
 
 
 def test_gc_and_cas_name_the_home_with_verbose(invoke, fresh_home):
@@ -121,3 +142,21 @@ def test_gc_and_cas_name_the_home_with_verbose(invoke, fresh_home):
     for args in (["gc"], ["cas", "ls"], ["cas", "verify"]):
         result = invoke("--verbose", *args)
         assert result.stderr == f"home: {fresh_home} (from EDGEGATE_HOME)\n", args
+
+
+def test_streamed_rows_and_json_mask_secrets(capsys):
+    """The streaming printers mask registered secrets like every other printer: in table rows and in
+    each JSON object (and print one valid document)."""
+    from edgegate_cli.context import Context
+    from edgegate_cli.ui.output import Output
+    from edgegate_cli.ui.stream import stream_json_list, stream_rows
+
+    ctx = Context()
+    out = Output(ctx)
+    stream_json_list(out, "items", [{"name": "tok-12345678-secret"}])
+    assert json.loads(capsys.readouterr().out) == {"items": [{"name": "tok-12345678-secret"}]}
+    ctx.secrets.register("12345678-secret")
+    stream_json_list(out, "items", [{"name": "tok-12345678-secret"}, {"name": "plain"}])
+    assert json.loads(capsys.readouterr().out) == {"items": [{"name": "tok-***"}, {"name": "plain"}]}
+    stream_rows(out, ["a", "b"], [("x\ty", "tok-12345678-secret")], widths=[4])
+    assert capsys.readouterr().out == "a\tb\nx\\x09y\ttok-***\n"

@@ -1,19 +1,15 @@
-"""The local backend (SPEC §8): ONNX Runtime on this machine, one fresh process per repeat."""
+"""The local backend (SPEC §8): ONNX Runtime on this machine, one fresh process per repeat (forked from a
+server that has imported ONNX Runtime once, where it can be: see `launch.py`)."""
 
 from __future__ import annotations
 
 import difflib
-import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-from ...errors import DeviceJobFailed, InvalidInput, RunTimeout
+from ...errors import InvalidInput
 from ..base import MeasureRequest, ProbeOutcome, Progress, RawPayload
 from .catalog import NOT_LOCAL, RUNNABLE_FORMS, provider_for
+from .launch import Launcher
 
 
 def _device_name(provider: str) -> str:
@@ -27,12 +23,19 @@ class LocalBackend:
         from ...context import Context
 
         self.ctx = ctx or Context()
+        # Every use of this backend runs ONNX Runtime (devices are its providers): the onnx fork server
+        # starts now, so its imports overlap with the caller's own work (model checks, the state database).
+        self.launcher = Launcher()
+        self.launcher.start("onnx")
 
     def available_devices(self) -> list[str]:
-        import onnxruntime as ort
+        providers = self.launcher.providers()
+        if providers is None:  # no fork server here
+            import onnxruntime as ort
 
+            providers = ort.get_available_providers()
         # Azure's provider calls a remote endpoint: it is not a device of this machine.
-        return sorted(_device_name(p) for p in ort.get_available_providers() if p not in NOT_LOCAL)
+        return sorted(_device_name(p) for p in providers if p not in NOT_LOCAL)
 
     def check_devices(self, devices: list[str], source: str) -> None:
         known = self.available_devices()
@@ -47,9 +50,12 @@ class LocalBackend:
         if form not in RUNNABLE_FORMS:
             raise InvalidInput(f"{source}: the local backend runs ONNX models (onnx, onnx_external, aimet); "
                                f"a {form} model needs backend: qaihub")
+        if form == "genai":  # it will run: start its fork server now, to overlap with the rest of preflight
+            self.launcher.start("genai")
 
     def _run_worker(self, request: dict, timeout: float) -> dict:
-        return run_worker(WORKERS[request.get("kind", "onnx")], request, timeout)
+        """One repeat in a fresh process (see `launch.py`); raises RunTimeout or DeviceJobFailed."""
+        return self.launcher.run(request.get("kind", "onnx"), request, timeout)
 
     def measure(self, req: MeasureRequest, progress: Progress) -> list[RawPayload]:
         payloads = []
@@ -72,29 +78,3 @@ class LocalBackend:
         from .probe import probe_local
 
         return probe_local(self, probe_run_id, progress)
-
-
-WORKERS = {"onnx": "edgegate_cli.backends.local.worker", "genai": "edgegate_cli.backends.local.genai_worker"}
-
-
-def run_worker(module: str, request: dict, timeout: float) -> dict:
-    """Run one repeat in a fresh Python process; return its JSON payload.
-
-    Raises RunTimeout past `timeout` seconds and DeviceJobFailed (with the worker's last stderr
-    line) when the process fails.
-    """
-    with tempfile.TemporaryDirectory(prefix="edgegate-worker-") as tmp:
-        req_path = Path(tmp) / "request.json"
-        req_path.write_text(json.dumps(request), encoding="utf-8")
-        env = {**os.environ, "OMP_NUM_THREADS": str(request.get("threads", 1))}
-        try:
-            proc = subprocess.run([sys.executable, "-m", module, str(req_path)], capture_output=True, text=True,
-                                  timeout=max(timeout, 0.001), env=env)
-        except subprocess.TimeoutExpired:
-            raise RunTimeout(f"{request['device']}: repeat {request['repeat_index']} did not finish before the "
-                             "run timeout", hint="raise run_policy.timeout_s or lower iterations") from None
-    if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-        reason = lines[-1] if lines else f"exit status {proc.returncode}"
-        raise DeviceJobFailed(f"{request['device']}: repeat {request['repeat_index']} failed: {reason}")
-    return json.loads(proc.stdout)

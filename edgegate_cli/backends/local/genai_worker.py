@@ -1,7 +1,8 @@
 """One repeat of a GenAI model (onnxruntime-genai folder) over a PromptPack, in a fresh process.
 
-Invoked as `python -m edgegate_cli.backends.local.genai_worker REQUEST.json`; prints one JSON payload
-(format edgegate.local.genai.v1). Per case: greedy decoding up to max_new_tokens; TTFT is prompt
+Forked from the fork server after `preload()`, or invoked as
+`python -m edgegate_cli.backends.local.genai_worker REQUEST.json`, which prints one JSON payload
+(format edgegate.local.genai.v1); see `launch.py`. Per case: greedy decoding up to max_new_tokens; TTFT is prompt
 submitted → first token (the prefill runs inside append_tokens, so the clock starts before it);
 TPS is tokens after the first / decode time. Outputs are scored against the case's expected check.
 """
@@ -57,12 +58,22 @@ def run_case(og, model, tokenizer, case: dict, context_length: int | None) -> di
     }
 
 
-def measure(req: dict) -> dict:
+def preload() -> float:
+    """Import what `measure` needs; return the peak RSS after, which `measure` reports as `startup_rss_mb`."""
+    import onnxruntime_genai  # noqa: F401
+
+    from ...measure import scoring  # noqa: F401
+
+    return _peak_rss_mb()
+
+
+def measure(req: dict, startup_rss_mb: float | None = None) -> dict:
+    """`startup_rss_mb` is `preload()`'s figure when a fork server preloaded (default: measured here)."""
     import onnxruntime_genai as og
 
     from ...measure.scoring import score_case
 
-    rss_start = _peak_rss_mb()
+    rss_start = _peak_rss_mb() if startup_rss_mb is None else startup_rss_mb
     t0 = time.perf_counter_ns()
     config = og.Config(req["model"])
     # Pin threads through a config overlay, as ONNX Runtime sessions are pinned for stable numbers.
@@ -94,7 +105,9 @@ def measure(req: dict) -> dict:
 def main() -> None:
     with open(sys.argv[1], encoding="utf-8") as f:
         req = json.load(f)
-    sys.stdout.write(json.dumps(measure(req), sort_keys=True, allow_nan=False))
+    payload = measure(req)
+    payload["environment"]["launch"] = "process"
+    sys.stdout.write(json.dumps(payload, sort_keys=True, allow_nan=False))
 
 
 if __name__ == "__main__":
