@@ -30,6 +30,25 @@ def load_schema(name: str) -> dict:
     return json.loads((schemas_dir() / f"{name}.schema.json").read_text(encoding="utf-8"))
 
 
+def schema_files() -> dict[str, Path]:
+    """Every schema this installation carries, by name, and its file."""
+    return {name: schemas_dir() / f"{name}.schema.json" for name in SCHEMA_NAMES}
+
+
+def load_schema_named(name: str) -> dict:
+    """A schema by a name the user typed; InvalidInput (with close matches) for an unknown one."""
+    if name not in SCHEMA_NAMES:
+        close = difflib.get_close_matches(name, SCHEMA_NAMES, n=1)
+        raise InvalidInput(f"no schema {name!r}" + (f"; did you mean {close[0]}?" if close else ""),
+                           hint=f"schemas: {', '.join(SCHEMA_NAMES)}")
+    return load_schema(name)
+
+
+def schema_hint(name: str) -> str:
+    """Where a user reads schema `name`: a command that works in a checkout and in an installed wheel."""
+    return f"the schema: `edgegate schema show {name}`"
+
+
 def json_path(parts) -> str:
     out = "$"
     for p in parts:
@@ -78,7 +97,7 @@ def validate(doc: Any, schema_name: str, source: str) -> None:
         path = json_path(err.absolute_path)
         raise InvalidInput(f"{source}: {path}: {_describe(err)} (rule: {err.validator})",
                            path=source, field=path,
-                           hint=f"see schemas/{schema_name}.schema.json")
+                           hint=schema_hint(schema_name))
 
 
 def parse_file(path: Path | str) -> Any:
