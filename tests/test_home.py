@@ -47,6 +47,7 @@ def test_init_creates_dot_home_used_by_later_commands(tmp_path, monkeypatch, inv
 
 
 def test_verbose_names_the_home_and_home_option_outranks_env(tmp_path, invoke):
+    (tmp_path / "h").mkdir()
     result = invoke("--home", tmp_path / "h", "--verbose", "status")
     assert f"home: {tmp_path / 'h'} (from --home)" in result.stderr
     assert (tmp_path / "h" / "state.db").is_file()

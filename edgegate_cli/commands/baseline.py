@@ -42,7 +42,7 @@ def show(
     from . import open_workspace, start
 
     out = start(ctx, json_)
-    pins = list_pins(open_workspace(out), pipeline)
+    pins = list_pins(open_workspace(out, write=False), pipeline)
     out.emit({"pins": [p.model_dump() for p in pins]}, lambda out, _: _table(out, pins, "Pinned baselines"))
 
 

@@ -25,7 +25,7 @@ def verify(
     from . import open_workspace, start
 
     out = start(ctx, json_)
-    ws = open_workspace(out)
+    ws = open_workspace(out, write=False)
     report = verify_blobs(ws.db, ws.cas, digests or None)
     out.emit(report, _render_verify)
     if report.ok:
@@ -56,7 +56,7 @@ def ls(ctx: typer.Context, json_: bool = typer.Option(False, "--json", help="Pri
     from . import open_workspace, start
 
     out = start(ctx, json_)
-    ws = open_workspace(out)
+    ws = open_workspace(out, write=False)
     out.emit(list_artifacts(ws.db, ws.cas), _render_ls)
 
 

@@ -32,7 +32,7 @@ def list_(ctx: typer.Context, json_: bool = JSON_OPTION) -> None:
     from . import open_workspace, start
 
     out = start(ctx, json_)
-    out.emit(list_keys(open_workspace(out)), _show_list)
+    out.emit(list_keys(open_workspace(out, write=False)), _show_list)
 
 
 def _show_list(out, result) -> None:
@@ -62,9 +62,9 @@ def export(
     from . import open_workspace, start
 
     out = start(ctx, json_)
-    text = export_public_key(open_workspace(out), key_id, fmt)
+    text = export_public_key(open_workspace(out, write=False), key_id, fmt)
     out.emit({"key_id": key_id, "format": fmt, "public_key": text},
-                lambda out, r: out.line(r["public_key"].rstrip("\n")))
+                lambda out, r: out.line(r["public_key"].rstrip("\n"), multiline=True))
 
 
 @app.command()

@@ -35,7 +35,7 @@ def list_(
     from . import open_workspace, start
 
     out = start(ctx, json_)
-    out.emit(list_packs(open_workspace(out)), _render_list)
+    out.emit(list_packs(open_workspace(out, write=False)), _render_list)
 
 
 def _render_list(out, listing) -> None:
@@ -56,7 +56,7 @@ def show(
     from . import open_workspace, start
 
     out = start(ctx, json_)
-    out.emit(get_pack(open_workspace(out), ref), _render_show)
+    out.emit(get_pack(open_workspace(out, write=False), ref), _render_show)
 
 
 def _render_show(out, pack) -> None:
@@ -97,7 +97,7 @@ def diff(
     from . import open_workspace, start
 
     out = start(ctx, json_)
-    out.emit(diff_pack_refs(a, b, lambda: open_workspace(out)), _render_diff)
+    out.emit(diff_pack_refs(a, b, lambda: open_workspace(out, write=False)), _render_diff)
 
 
 def _render_diff(out, d) -> None:
@@ -126,8 +126,8 @@ def export(
 
     out = start(ctx, json_)
     if out_file is None:
-        out.emit(get_pack(open_workspace(out), ref).document)
+        out.emit(get_pack(open_workspace(out, write=False), ref).document)
         return
-    result = write_export(open_workspace(out), ref, out_file)
+    result = write_export(open_workspace(out, write=False), ref, out_file)
     out.emit(result, lambda out, r: out.line(
         f"Wrote {r.pack_id}@{r.version} to {r.out} ({r.bytes} bytes, {r.sha256[:19]})"))

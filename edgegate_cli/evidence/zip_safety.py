@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InvalidInput, VerificationFailed
+from ..files import kind_of, stat_path
 
 MIB = 1 << 20
 MAX_ENTRIES = 1000
@@ -207,8 +208,11 @@ def open_bundle(path: Path | str, *, contents: bool = True, max_entries: int = M
     """
     path = Path(path)
     where = str(path)
-    if not path.is_file():
-        raise InvalidInput(f"{where}: {'is a directory, not a bundle file' if path.is_dir() else 'no such file'}")
+    st = stat_path(path)
+    if st is None:
+        raise InvalidInput(f"{where}: no such file")
+    if not stat.S_ISREG(st.st_mode):
+        raise InvalidInput(f"{where}: is {kind_of(st.st_mode)}, not a bundle file")
     try:
         with open(path, "rb") as fp:
             entries, cd_size = _zip_counts(fp, os.fstat(fp.fileno()).st_size, where)

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from ..canonical import canonical_json
 from ..errors import InvalidInput, NotFound
+from ..files import is_regular_file
 from ..spec.pipeline import Pipeline
 from ..store.runs import get_run
 from ..store.state import record_audit
@@ -110,7 +111,7 @@ def _resolve_one(ws: Workspace, pipeline: Pipeline, spec: str, device: str, wher
             why = f"no passed run of pipeline {pipeline.name} on {device} yet"
             return BaselineEvidence(source=LAST_PASSED, missing=why), {"source": LAST_PASSED, "missing": why}
         return _from_run(ws, run, device, LAST_PASSED)
-    if spec.endswith(".zip") or Path(spec).is_file():
+    if spec.endswith(".zip") or is_regular_file(spec):
         base = Path(pipeline.source).resolve().parent
         path = spec if Path(spec).is_absolute() else str(base / spec)
         return _from_bundle(ws, path, device, where)

@@ -7,8 +7,6 @@ be measured on this backend, from the stored capabilities.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..backends.base import Progress
 from ..backends.registry import get_backend
 from ..errors import MissingRequiredMetric
@@ -17,9 +15,11 @@ from ..store.workspace import Workspace
 
 
 def check_inputs(pipeline: Pipeline, ws: Workspace):
-    """Validate everything a run needs before it exists; return (backend, model info, PromptPack or None)."""
-    from ..errors import InvalidInput
+    """Validate everything a run needs before it exists; return (backend, model info, PromptPack or None,
+    input feeds: what each model input will be fed, see `inputs.plan_feeds`)."""
+    from ..files import require_regular
     from ..spec.validators import validate_model
+    from .inputs import plan_feeds
 
     backend = get_backend(pipeline.backend, ws=ws)
     info = validate_model(pipeline.model.path, pipeline.model.input_specs)
@@ -27,9 +27,10 @@ def check_inputs(pipeline: Pipeline, ws: Workspace):
     backend.check_devices(pipeline.devices, pipeline.source)
     for key in ("dataset", "reference_outputs"):
         value = getattr(pipeline.model, key)
-        if value and not Path(value).is_file():
-            raise InvalidInput(f"{pipeline.source}: $.model.{key}: {value}: no such file")
-    return backend, info, _resolve_pack(ws, pipeline, info)
+        if value:
+            require_regular(value, where=f"{pipeline.source}: $.model.{key}")
+    pack = _resolve_pack(ws, pipeline, info)
+    return backend, info, pack, plan_feeds(pipeline, info)
 
 
 def _resolve_pack(ws: Workspace, pipeline: Pipeline, info):

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from ..errors import InvalidInput, NotFound, PackVersionExists
+from ..files import is_regular_file
 from .promptpack_format import (
     DEFAULT_MAX_NEW_TOKENS,
     PackInfo,
@@ -223,7 +224,7 @@ def diff_packs(a: dict, b: dict, a_label: str = "a", b_label: str = "b") -> Pack
 def load_pack_ref(arg: str, open_ws) -> tuple[str, dict]:
     """(label, canonical document) for `arg`: an existing file is loaded with load_pack (a file wins
     over a ref of the same name); otherwise `ID[@VERSION]` is looked up in `open_ws()`'s home."""
-    if Path(arg).is_file():
+    if is_regular_file(arg):
         return arg, load_pack(arg)
     pack = get_pack(open_ws(), arg)
     return f"{pack.pack_id}@{pack.version}", pack.document

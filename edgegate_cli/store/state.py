@@ -17,7 +17,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from ..context import Context, format_utc
-from ..errors import StateTooNew
+from ..errors import HomeUnusable, StateTooNew
 
 BUSY_TIMEOUT_MS = 30_000
 migrations = Migrations("edgegate")
@@ -165,19 +165,72 @@ class StateDatabase(sqlite_utils.Database):
         self.conn.execute("COMMIT")
 
 
-def open_state(db_path: Path | str, *, migrate: bool = True, ctx: Context | None = None) -> StateDatabase:
+@contextlib.contextmanager
+def _directory_lock(directory: Path):
+    """An exclusive flock on the home directory itself (no lock file to leave behind; SQLite never opens the
+    directory, so its own POSIX locks are unaffected)."""
+    import fcntl
+
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def _connect_readonly(db_path: Path):
+    """A read-only connection. A WAL database on a read-only file system can be read only if its -shm file
+    exists or can be made; otherwise it is opened `immutable` (nobody can write it there anyway)."""
+    import sqlite3
+    from urllib.parse import quote
+
+    uri = "file:" + quote(str(db_path.resolve()))
+    for params in ("?mode=ro", "?mode=ro&immutable=1"):
+        conn = sqlite3.connect(uri + params, uri=True, check_same_thread=False)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+    raise HomeUnusable(f"{db_path}: cannot read the state database of this read-only home")
+
+
+def _open_readonly(db_path: Path, ctx: Context | None) -> StateDatabase:
+    if not db_path.is_file():
+        raise HomeUnusable(f"{db_path.parent}: the home is read-only and has no state database",
+                           hint="point --home at a home made by `edgegate init`, or make this one writable")
+    db = StateDatabase(_connect_readonly(db_path))
+    db.ctx = ctx or Context()
+    db.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    _check_not_newer(db, migrations)
+    if migrations.pending(db):
+        raise HomeUnusable(f"{db_path}: this state database needs upgrading by this EdgeGate, and the home is "
+                           "read-only", hint="run any command once with write access to the home")
+    return db
+
+
+def open_state(db_path: Path | str, *, migrate: bool = True, ctx: Context | None = None,
+               readonly: bool = False) -> StateDatabase:
     """Open (creating if needed) the state database in WAL mode, migrated to the current schema.
 
-    `ctx` (default: a fresh Context) supplies the clock and secrets of what is stored through it.
+    `ctx` (default: a fresh Context) supplies the clock and secrets of what is stored through it. With
+    `readonly`, the database is opened read-only and never changed (HomeUnusable if it needs migrating).
     Raises StateTooNew when the database was written by a newer EdgeGate.
     """
     db_path = Path(db_path)
+    if readonly:
+        return _open_readonly(db_path, ctx)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     db = StateDatabase(db_path)
     db.ctx = ctx or Context()
     db.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if db.journal_mode != "wal":
-        db.enable_wal()
+        # Switching to WAL takes an exclusive lock after a shared one; two processes doing it at once on a
+        # blank home deadlock, and SQLite then fails one at once ("database is locked") instead of waiting.
+        with _directory_lock(db_path.parent):
+            if db.journal_mode != "wal":
+                db.enable_wal()
     db.conn.execute("PRAGMA foreign_keys = ON")
     _check_not_newer(db, migrations)
     if migrate:

@@ -82,10 +82,10 @@ BAD = [
      "greedily (temperature 0) (set it to 0 or remove it)"),
     (lambda d: d["cases"][1]["expected"].update(type="fuzzy"), "INVALID_INPUT",
      "pack.json: $.cases[1].expected.type: 'fuzzy' is not one of the allowed values (exact, contains, regex, "
-     "one_of, json_schema, numeric) (rule: enum) (see schemas/promptpack.schema.json)"),
+     "one_of, json_schema, numeric) (rule: enum) (the schema: `edgegate schema show promptpack`)"),
     (lambda d: d["cases"][1].update(expected={"type": "regex", "pattern": "([0-9]+"}), "INVALID_INPUT",
      "pack.json: $.cases[1].expected.pattern: '([0-9]+' is not a 'regex' (rule: format) "
-     "(see schemas/promptpack.schema.json)"),
+     "(the schema: `edgegate schema show promptpack`)"),
     (lambda d: d["cases"][1].update(expected={"type": "json_schema", "schema": {"required": "x"}}),
      "INVALID_INPUT", "pack.json: $.cases[1].expected.schema: case 'times' has an invalid JSON Schema: "
      "'x' is not of type 'array' (at $.required)"),
