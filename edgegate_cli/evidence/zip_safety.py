@@ -112,6 +112,8 @@ def _entry_problem(info: zipfile.ZipInfo, max_entry_bytes: int, max_ratio: int) 
         return f"is not a regular file (mode {info.external_attr >> 16:06o})"
     if info.flag_bits & 0x1:
         return "is encrypted"
+    if info.extract_version > zipfile.MAX_EXTRACT_VERSION:
+        return f"needs zip version {info.extract_version / 10:.1f} to extract (at most 6.3 is read)"
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         return f"uses compression method {info.compress_type} (only stored and deflate are accepted)"
     if info.file_size > max_entry_bytes:
@@ -156,16 +158,15 @@ def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, keep: bo
                 h.update(chunk)
                 if keep:
                     chunks.append(chunk)
-    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
         raise VerificationFailed(f"{where}: entry {info.filename!r} is corrupt ({exc})") from None
     return h.hexdigest(), b"".join(chunks) if keep else None
 
 
 def _read_stored(fp, info: zipfile.ZipInfo, where: str, keep: bool, buf: bytearray) -> tuple[str, bytes | None]:
     """(sha256 hex, bytes or None) of a stored entry, read straight from the file after checking its
-    local header. Kept bytes are CRC-32 checked; hash-only reads are not (sha256 supersedes CRC-32:
-    verify compares every listed entry's sha256 and rejects unlisted ones), so verifying costs one
-    pass of hashing over the file and no more."""
+    local header. The CRC-32 is checked either way: a bundle is exactly what EdgeGate wrote, so a wrong
+    CRC is tampering even when the sha256 of the data still matches."""
     name = info.filename
     fp.seek(info.header_offset)
     header = fp.read(_LOCAL_HEADER.size)
@@ -183,13 +184,16 @@ def _read_stored(fp, info: zipfile.ZipInfo, where: str, keep: bool, buf: bytearr
         if zlib.crc32(data) != info.CRC:
             raise VerificationFailed(f"{where}: entry {name!r} is corrupt (Bad CRC-32 for file {name!r})")
         return hashlib.sha256(data).hexdigest(), data
-    h, view, left = hashlib.sha256(), memoryview(buf), info.file_size
+    h, view, left, crc = hashlib.sha256(), memoryview(buf), info.file_size, 0
     while left:
         n = fp.readinto(view[:min(left, len(buf))])
         if not n:
             raise VerificationFailed(f"{where}: entry {name!r} is truncated")
         h.update(view[:n])
+        crc = zlib.crc32(view[:n], crc)
         left -= n
+    if crc != info.CRC:
+        raise VerificationFailed(f"{where}: entry {name!r} is corrupt (Bad CRC-32 for file {name!r})")
     return h.hexdigest(), None
 
 

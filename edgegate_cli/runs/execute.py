@@ -99,7 +99,7 @@ def execute_run(ws: Workspace, request: RunRequest, progress: Progress) -> RunOu
     run_id = create_run(ws.db, pipeline=pipeline.name, pipeline_path=pipeline.source,
                         pipeline_sha256=pipeline.sha256, backend=pipeline.backend, devices=pipeline.devices,
                         policy=pipeline.run_policy.model_dump(), gates=[g.model_dump() for g in pipeline.gates],
-                        wait=request.wait)
+                        wait=request.wait, on_wait=progress)
     progress(f"run {run_id} started")
     try:
         with Heartbeat(ws.db, run_id), tempfile.TemporaryDirectory(prefix="edgegate-run-") as tmp:

@@ -101,6 +101,25 @@ def m004_baselines(db: sqlite_utils.Database) -> None:
                                pk=("pipeline", "device"), foreign_keys=[("run_id", "runs", "id")])
 
 
+@migrations()
+def m005_key_standing(db: sqlite_utils.Database) -> None:
+    # Bundle trust (README "keys"): a rotated key is *retired* (its old signatures stay valid), a revoked one is
+    # compromised (its signatures fail unless this home recorded the bundle before the revocation), so the
+    # home records the digest of every bundle it writes or verifies, with when it first saw it.
+    db["signing_keys"].add_column("retired_at", str)
+    db["bundle_records"].create({"sha256": str, "key_id": str, "first_seen_at": str, "how": str}, pk="sha256")
+    db.execute("INSERT OR IGNORE INTO bundle_records (sha256, key_id, first_seen_at, how) "
+               "SELECT sha256, NULL, created_at, 'created' FROM artifacts WHERE kind = 'bundle'")
+    # Before this, `keys rotate` revoked the previous key: a key whose only revocation came with a rotation
+    # was retired, not compromised.
+    for event in db.query("SELECT at, detail_json FROM audit_events WHERE event = 'key_rotated'"):
+        key_id = json.loads(event["detail_json"]).get("revoked_key_id")
+        revokes = list(db.query("SELECT detail_json FROM audit_events WHERE event = 'key_revoked' AND "
+                                "json_extract(detail_json, '$.key_id') = ?", [key_id]))
+        if key_id and len(revokes) == 1:
+            db.execute("UPDATE signing_keys SET retired_at = revoked_at, revoked_at = NULL WHERE key_id = ?", [key_id])
+
+
 def _check_not_newer(db: sqlite_utils.Database, migration_set: Migrations) -> None:
     known = {m.name for m in migration_set._migrations}  # sqlite-utils exposes no public list
     unknown = sorted({m.name for m in migration_set.applied(db)} - known)

@@ -147,9 +147,10 @@ class Output:
             t.add_row(*row)
         self._print("stdout", t)
 
-    def error(self, err: EdgeGateError) -> None:
-        """Report an expected failure: a JSON document under --json, and one line on stderr."""
-        if self.mode.json:
+    def error(self, err: EdgeGateError, *, document: bool = True) -> None:
+        """Report an expected failure: a JSON document under --json (unless `document` is False, when the
+        result already printed carries it), and one line on stderr."""
+        if self.mode.json and document:
             sys.stdout.write(self.dumps({"error": err.to_dict()}) + "\n")
             sys.stdout.flush()
         msg = f"Error [{err.code}]: {err.message}"

@@ -171,8 +171,11 @@ def test_diff_files_and_refs(invoke, in_tmp):
     newer["cases"].append({"case_id": "sky", "prompt": "Q: What color is the sky on a clear day? A:",
                            "expected": {"type": "contains", "values": ["Blue"]}})
     newer["defaults"]["max_new_tokens"] = 24
-    out = invoke("pack", "diff", "smoke@1.0.0", write(newer, "newer.json")).stdout.splitlines()
-    assert out[1:] == ["+ case sky", "~ case times: expected", "~ defaults.max_new_tokens: 16 -> 24", "~ version"]
+    out = invoke("pack", "diff", "smoke@1.0.0", write(newer, "newer.json"), expect=1).stdout.splitlines()
+    assert out[1:] == ["+ case sky",
+                       '~ case times.expected: {"tolerance": 0, "type": "numeric", "value": 42} -> '
+                       '{"tolerance": 1, "type": "numeric", "value": 42}',
+                       "~ defaults.max_new_tokens: 16 -> 24", '~ version: "1.0.0" -> "1.1.0"']
     assert out[0].startswith("smoke@1.0.0 (") and " -> newer.json (" in out[0]
     same = json.loads(invoke("pack", "diff", "pack.json", "smoke", "--json").stdout)
     assert same["identical"] is True and same["a"] == "pack.json" and same["b"] == "smoke@1.0.0"
