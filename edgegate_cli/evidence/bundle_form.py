@@ -21,7 +21,7 @@ import struct
 
 from ..canonical import canonical_json
 from ..errors import VerificationFailed
-from .zip_safety import ENVELOPE, MAX_ENTRIES, Bundle
+from .zip_safety import ENVELOPE, MAX_ENTRIES, SUMMARY, Bundle
 
 _LOCAL = struct.Struct("<4s2B4HL2L2H")
 _CENTRAL = struct.Struct("<4s4B4HL2L5H2L")
@@ -150,9 +150,18 @@ def check_zip_form(bundle: Bundle) -> None:
                         if hidden else f"{cd_offset - offset:,} unexplained bytes before the central directory")
 
 
+def _is_canonical(data: bytes | None) -> bool:
+    try:
+        return data is not None and canonical_json(json.loads(data)) == data
+    except (ValueError, TypeError, RecursionError):
+        return False
+
+
 def check_envelope_form(bundle: Bundle) -> None:
-    """The envelope must be EdgeGate's canonical JSON with standard, canonical base64, so no byte of it can
-    change without the change being refused (base64 ignores some bits of its last character)."""
+    """The envelope must be in the form EdgeGate wrote it, with standard, canonical base64, so no byte of it can
+    change without the change being refused (base64 ignores some bits of its last character). The form follows
+    the signed summary's: canonical JSON since issue 9; before that (a pretty-printed summary) the envelope
+    was `json.dumps(indent=2, sort_keys=True)` and a line feed."""
     data = bundle.files.get(ENVELOPE)
     if data is None:
         return  # verify_bundle names it missing
@@ -160,7 +169,10 @@ def check_envelope_form(bundle: Bundle) -> None:
         envelope = json.loads(data)
         values = [envelope["payload"], *(s["sig"] for s in envelope["signatures"])]
         canonical_b64 = all(base64.b64encode(base64.b64decode(v, validate=True)).decode("ascii") == v for v in values)
-        canonical = canonical_json(envelope) == data
+        if _is_canonical(bundle.files.get(SUMMARY)):
+            canonical = canonical_json(envelope) == data
+        else:
+            canonical = (json.dumps(envelope, indent=2, sort_keys=True) + "\n").encode() == data
     except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
         return  # verify_bundle reports the malformed envelope precisely
     if not (canonical and canonical_b64):

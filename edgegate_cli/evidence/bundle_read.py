@@ -156,9 +156,11 @@ def verify_bundle(bundle: Bundle, trusted_keys: TrustedKeys | BundleTrust, *,
     if not isinstance(statement, dict):
         raise VerificationFailed(f"{SUMMARY}: not a JSON object (expected an in-toto Statement)")
     predicate = statement.get("predicate")
-    signed_at = predicate.get("created_at") if isinstance(predicate, dict) else None
+    # The signing time: `signed_at` (bundles since issue 10), else `created_at` (the run's finish, older bundles)
+    field_name = "signed_at" if isinstance(predicate, dict) and "signed_at" in predicate else "created_at"
+    signed_at = predicate.get(field_name) if isinstance(predicate, dict) else None
     try:
-        when = parse_utc(signed_at, what="predicate.created_at (the signing time)")
+        when = parse_utc(signed_at, what=f"predicate.{field_name} (the signing time)")
     except InvalidInput as exc:
         raise VerificationFailed(f"{SUMMARY}: {exc.message}") from None
     bare = {k: (public_key, None) for k, (public_key, _revoked) in trust.keys.items()}  # standing is checked below

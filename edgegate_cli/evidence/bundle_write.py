@@ -103,6 +103,10 @@ def create_bundle(ws, run_id: str, signer, *, out: Path | str | None = None,
 
     run = get_run(ws.db, run_id)
     files, predicate = collect_files(ws, run, include_model=include_model)
+    # The signing time: the run's finish, or the key's creation if the key is younger (an old run bundled
+    # after a rotation). Deterministic, so the same run and key still give the same bytes.
+    key_row = next(iter(ws.db["signing_keys"].rows_where("key_id = ?", [signer.key_id])), None)
+    predicate["signed_at"] = max(predicate["created_at"], (key_row or {}).get("created_at") or "")
     entries = seal(statement_for(run, predicate), files, signer)
     path = Path(out) if out else Path.cwd() / f"{run['id']}.bundle.zip"
     if not path.parent.is_dir():

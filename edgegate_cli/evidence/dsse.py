@@ -93,11 +93,14 @@ def read_public_key_file(path: Path | str) -> tuple[str, bytes]:
 
     Raises InvalidInput when the file is missing, unreadable or not an Ed25519 public key.
     """
+    from ..files import read_regular
+
     try:
-        text = Path(path).read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not ASCII text"
-        raise InvalidInput(f"{path}: cannot read public key ({reason})") from None
+        text = read_regular(path, max_bytes=64 * 1024).decode("ascii")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path}: cannot read public key (not ASCII text)") from None
+    except InvalidInput as exc:
+        raise InvalidInput(f"{path}: cannot read public key ({exc.message.removeprefix(f'{path}: ')})") from None
     raw = parse_public_key(text, what=str(path))
     return key_id_for(raw), raw
 

@@ -15,7 +15,7 @@ from ..errors import InvalidInput
 from .bundle_form import check_envelope_form, check_zip_form
 from .bundle_read import BundleTrust, as_trust, verify_bundle
 from .dsse import TrustedKeys, read_public_key_file
-from .zip_safety import open_bundle
+from .zip_safety import crc_problem, open_bundle
 
 
 class VerifyResult(BaseModel):
@@ -67,6 +67,9 @@ def verify_bundle_file(path: Path | str, trusted: TrustedKeys | BundleTrust, *, 
     check_zip_form(bundle)
     check_envelope_form(bundle)
     verified = verify_bundle(bundle, trust)
+    problem = crc_problem(bundle)  # after the hashes, so a changed file is named as such first
+    if problem is not None:
+        raise problem
     if trust.record is not None:
         trust.record(str(path), verified.key_id)
     return verified

@@ -55,6 +55,7 @@ class Bundle:
     path: Path
     files: dict[str, bytes]  # every entry read into memory, in zip order (all, unless contents=False)
     digests: dict[str, str] | None = None  # every entry's sha256 hex, computed while reading
+    bad_crc: tuple[str, ...] = ()  # hash-only entries whose CRC-32 is wrong (`crc_problem` reports them)
 
 
 def unsafe_name_reason(name: str) -> str | None:
@@ -165,8 +166,9 @@ def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, keep: bo
 
 def _read_stored(fp, info: zipfile.ZipInfo, where: str, keep: bool, buf: bytearray) -> tuple[str, bytes | None]:
     """(sha256 hex, bytes or None) of a stored entry, read straight from the file after checking its
-    local header. The CRC-32 is checked either way: a bundle is exactly what EdgeGate wrote, so a wrong
-    CRC is tampering even when the sha256 of the data still matches."""
+    local header. Kept bytes are CRC-32 checked at once; for hash-only reads the CRC-32 is computed too and
+    a mismatch returned as False in place of the bytes (verify first names the file whose sha256 changed,
+    then refuses a wrong CRC-32 even where the data is intact: see `crc_problem`)."""
     name = info.filename
     fp.seek(info.header_offset)
     header = fp.read(_LOCAL_HEADER.size)
@@ -192,9 +194,7 @@ def _read_stored(fp, info: zipfile.ZipInfo, where: str, keep: bool, buf: bytearr
         h.update(view[:n])
         crc = zlib.crc32(view[:n], crc)
         left -= n
-    if crc != info.CRC:
-        raise VerificationFailed(f"{where}: entry {name!r} is corrupt (Bad CRC-32 for file {name!r})")
-    return h.hexdigest(), None
+    return h.hexdigest(), None if crc == info.CRC else False
 
 
 def open_bundle(path: Path | str, *, contents: bool = True, max_entries: int = MAX_ENTRIES,
@@ -230,6 +230,8 @@ def open_bundle(path: Path | str, *, contents: bool = True, max_entries: int = M
                 zf = zipfile.ZipFile(fp)
             except (zipfile.BadZipFile, EOFError) as exc:
                 raise VerificationFailed(f"{where}: corrupt zip ({exc})") from None
+            except NotImplementedError as exc:  # "zip file version 14.8": a version zipfile cannot read
+                raise VerificationFailed(f"{where}: unsupported zip ({exc})") from None
             with zf:
                 infos = zf.infolist()
                 if len(infos) > max_entries:
@@ -242,7 +244,7 @@ def open_bundle(path: Path | str, *, contents: bool = True, max_entries: int = M
 
 
 def _read_all(fp, zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], where: str, contents: bool) -> Bundle:
-    files, digests, buf = {}, {}, bytearray(MIB)
+    files, digests, buf, bad_crc = {}, {}, bytearray(MIB), []
     for info in infos:
         keep = contents or info.filename in (SUMMARY, ENVELOPE)
         if info.compress_type == zipfile.ZIP_STORED:
@@ -250,9 +252,19 @@ def _read_all(fp, zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], where: str,
         else:
             digest, data = _read_entry(zf, info, where, keep)
         digests[info.filename] = digest
-        if keep:
+        if data is False:
+            bad_crc.append(info.filename)
+        elif keep:
             files[info.filename] = data
-    return Bundle(path=Path(where), files=files, digests=digests)
+    return Bundle(path=Path(where), files=files, digests=digests, bad_crc=tuple(bad_crc))
+
+
+def crc_problem(bundle: Bundle) -> VerificationFailed | None:
+    """The error for the first entry whose CRC-32 was wrong (hash-only reads), or None."""
+    if not bundle.bad_crc:
+        return None
+    name = bundle.bad_crc[0]
+    return VerificationFailed(f"{bundle.path}: entry {name!r} is corrupt (Bad CRC-32 for file {name!r})")
 
 
 def write_deterministic_zip(path: Path | str, files: dict[str, bytes], *,

@@ -159,7 +159,8 @@ def _precheck_regexes(doc, source: str) -> None:
     for i, case in enumerate(cases if isinstance(cases, list) else []):
         expected = case.get("expected") if isinstance(case, dict) else None
         if isinstance(expected, dict) and expected.get("type") == "regex":
-            _check_regex(expected.get("pattern"), f"{source}: $.cases[{i}].expected.pattern", source)
+            cid = case.get("case_id")
+            _check_regex(expected.get("pattern"), f"{source}: $.cases[{i}].expected.pattern: case {cid!r}", source)
 
 
 def _check_expected(expected: dict, cid: str, where: str, source: str) -> None:

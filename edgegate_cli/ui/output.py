@@ -133,10 +133,10 @@ class Output:
         if self.mode.json:
             return
         cells = [[self.redact("" if v is None else str(v)) for v in row] for row in rows]
-        if self.plain:
+        if self.plain:  # written as is: rich would expand the tabs
             text = "\n".join("\t".join(row) for row in [list(columns), *cells])
-            self._print("stdout", (f"{self.redact(title)}\n" if title else "") + text, markup=False,
-                        soft_wrap=True)
+            sys.stdout.write((f"{self.redact(title)}\n" if title else "") + text + "\n")
+            sys.stdout.flush()
             return
         from rich.table import Table
 
