@@ -45,6 +45,9 @@ def stat_path(path: Path | str, *, where: str = "") -> os.stat_result | None:
         return os.stat(path)
     except FileNotFoundError:
         return None
+    except ValueError:  # a NUL character: no file can have that name
+        raise InvalidInput(f"{f'{where}: ' if where else ''}{str(path)!r}: a path cannot contain a NUL "
+                           "character") from None
     except OSError as exc:
         if exc.errno == errno.ENOTDIR:
             return None
@@ -68,6 +71,8 @@ def read_regular(path: Path | str, *, max_bytes: int = MAX_DOCUMENT_BYTES, where
     prefix = f"{where}: " if where else ""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except ValueError:
+        raise InvalidInput(f"{prefix}{str(path)!r}: a path cannot contain a NUL character") from None
     except FileNotFoundError:
         raise InvalidInput(f"{prefix}{path}: no such file", path=str(path)) from None
     except OSError as exc:

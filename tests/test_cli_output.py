@@ -109,7 +109,8 @@ def test_a_bundle_failing_after_the_run_still_prints_the_verdict(probed_home, tm
 
 def test_tables_off_a_terminal_are_plain_rows_that_never_wrap(probed_home, tmp_path, invoke, monkeypatch):
     monkeypatch.setenv("COLUMNS", "40")
-    pipeline = write_pipeline(tmp_path / "a-rather-long-pipeline-name-for-wrapping.yaml", gates=GATES, extra_policy=LOOSE)
+    pipeline = write_pipeline(tmp_path / "a-rather-long-pipeline-name-for-wrapping.yaml", gates=GATES,
+                              extra_policy=LOOSE)
     run_id = json.loads(invoke("run", pipeline, "--json").stdout)["run_id"]
     lines = invoke("runs", "list").stdout.splitlines()
     assert lines[0] == "run\tpipeline\tbackend\tstatus\terror\tmodel\tcreated"

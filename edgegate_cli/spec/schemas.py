@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -49,10 +50,19 @@ def schema_hint(name: str) -> str:
     return f"the schema: `edgegate schema show {name}`"
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 def json_path(parts) -> str:
+    """`$.a[0].b`; a key that is not plain (a dot, a space, a control character) is quoted: `$['a\\n']`."""
     out = "$"
     for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else f".{p}"
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif isinstance(p, str) and _PLAIN_KEY.fullmatch(p):
+            out += f".{p}"
+        else:
+            out += f"[{str(p)[:64]!r}]"
     return out
 
 
