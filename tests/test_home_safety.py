@@ -82,26 +82,34 @@ def test_a_mistyped_home_is_refused_and_init_creates_one(tmp_path, invoke):
     assert invoke("--home", typo, "runs", "list").stdout == "run\tpipeline\tbackend\tstatus\terror\tmodel\tcreated\n"
 
 
-def test_the_home_is_named_when_it_is_not_the_one_beside_the_pipeline(probed_home, tmp_path, invoke, monkeypatch):
-    """A project has .edgegate/ beside its pipeline; run from elsewhere with another home: one stderr line."""
+def test_the_home_is_named_when_it_is_not_the_one_beside_the_pipeline(probed_home, homeless_dir, invoke,
+                                                                       monkeypatch):
+    """A project has .edgegate/ beside its pipeline; run from a directory with another home: one stderr line.
+    From a directory with no home above, the per-user data directory is named. A home the user named
+    (--home, EDGEGATE_HOME) is not."""
+    import shutil
+
     from conftest import write_pipeline
 
-    project = tmp_path / "project"
+    project, elsewhere = homeless_dir / "project", homeless_dir / "elsewhere"
     (project / ".edgegate").mkdir(parents=True)
+    shutil.copytree(probed_home, elsewhere / ".edgegate")
     pipeline = write_pipeline(project / "p.yaml", gates="[{metric: latency_ms, op: '<=', value: 1000}]",
                               extra_policy=", flake: {latency_cv: 1.0, throughput_cv: 1.0}")
-    result = invoke("run", pipeline)
-    assert f"home: {probed_home} (from EDGEGATE_HOME), not {project / '.edgegate'} beside the pipeline\n" in \
-        result.stderr
+    assert "home:" not in invoke("run", pipeline).stderr  # EDGEGATE_HOME: named by the user
     monkeypatch.delenv("EDGEGATE_HOME")
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(elsewhere)
+    result = invoke("run", pipeline)
+    assert result.stderr.startswith(f"home: {elsewhere / '.edgegate'} (from .edgegate/ above the current directory), "
+                                    f"not {project / '.edgegate'} beside the pipeline\n")
+    monkeypatch.setenv("XDG_DATA_HOME", str(homeless_dir / "xdg"))
+    monkeypatch.chdir(homeless_dir)
     result = invoke("runs", "list")
-    assert result.stderr == (f"home: {tmp_path / 'xdg' / 'edgegate'} (the per-user data directory: no .edgegate/ "
-                             f"above {tmp_path}; `edgegate init` makes one)\n")
+    assert result.stderr == (f"home: {homeless_dir / 'xdg' / 'edgegate'} (the per-user data directory: no "
+                             f".edgegate/ above {homeless_dir}; `edgegate init` makes one)\n")
+    assert invoke("-q", "runs", "list").stderr == ""
     monkeypatch.chdir(project)
     assert invoke("runs", "list").stderr == ""  # the project's own home: nothing to say
-    assert invoke("-q", "--home", project / ".edgegate", "runs", "list").stderr == ""
 
 
 WRITER = """

@@ -118,7 +118,7 @@ def test_nesting_numbers_and_yaml_types_are_exit_2(tmp_path, invoke, name, text,
 
 @pytest.mark.parametrize(("pattern", "why"), [
     ("a{4294967296}", "the repetition number is too large"),
-    ("(" * 1000 + "a" + ")" * 1000, "nested too deeply"),
+    ("(" * 1000 + "a" + ")" * 1000, "groups nested more than 50 deep"),
 ])
 def test_hostile_regex_checks_are_exit_2(tmp_path, invoke, pattern, why):
     doc = {"promptpack_id": "smoke", "version": "1.0.0",
@@ -131,10 +131,11 @@ def test_hostile_regex_checks_are_exit_2(tmp_path, invoke, pattern, why):
 
 
 @pytest.mark.parametrize(("quantity", "message"), [
-    ('{"value": ' + "1" + "0" * 400 + ', "unit": "us"}',
+    ('{"value": 1' + "0" * 400 + ', "unit": "us"}',
      "$.components[0].events[0].time-to-first-token.value: an integer of 1329 bits is too large (at most 64)"),
     ('{"value": 5, "unit": ["us"]}',
-     "$.components[0].events[0].time-to-first-token.unit: ['us'] is not a unit name (a string)"),
+     "$.components[0].events[0].time-to-first-token.unit: ['us'] is not a unit name (a string) (expected the JSON "
+     "written by genie-t2t-run --profile)"),
 ])
 def test_hostile_genie_values_are_exit_2(tmp_path, invoke, quantity, message):
     profile = tmp_path / "g.json"
@@ -144,10 +145,7 @@ def test_hostile_genie_values_are_exit_2(tmp_path, invoke, quantity, message):
                        f'"prompt-processing-rate": {rate}}}]}}]}}')
     (tmp_path / "p.yaml").write_text(BASE + GATES)
     result = invoke("run", tmp_path / "p.yaml", "--evidence", f"local:cpu=genie:{profile}", expect=2)
-    where = message.split(":")[0]
-    prefix = f"Error [INVALID_INPUT]: {profile}: "
-    assert result.stderr.startswith(prefix + where) and result.stderr.endswith(message.split(": ", 1)[1] + "\n" if
-                                                                               "bits" in message else "\n")
+    assert result.stderr == f"Error [INVALID_INPUT]: {profile}: {message}\n"
 
 
 def test_a_300_character_path_component_is_exit_2_and_stores_no_internal_run(probed_home, tmp_path, invoke):

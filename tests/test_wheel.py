@@ -54,8 +54,8 @@ def _edgegate(venv: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
                           cwd=cwd, env=env)
 
 
-def test_the_installed_wheel_gates_the_quickstart_outside_the_repo(installed, tmp_path):
-    project = tmp_path / "project"
+def test_the_installed_wheel_gates_the_quickstart_outside_the_repo(installed, homeless_dir):
+    project = homeless_dir / "project"
     shutil.copytree(REPO / "examples" / "quickstart", project)
     result = _edgegate(installed, project, "run", "pipeline.yaml", "--json")
     assert result.returncode == 0, result.stderr

@@ -137,15 +137,43 @@ def check_pack(doc: dict, source: str) -> None:
         _check_expected(case["expected"], cid, f"{where}.expected", source)
 
 
-def _check_regex(pattern, where: str, source: str) -> None:
+MAX_REGEX_GROUP_DEPTH = 50  # re's parser recurses per group: deep nesting fails (or not) with the stack depth
+
+
+def _group_depth(pattern: str) -> int:
+    """The deepest nesting of parentheses outside character classes (escapes skipped)."""
+    depth = deepest = 0
+    escaped = in_class = False
+    for c in pattern:
+        if escaped:
+            escaped = False
+        elif c == "\\":
+            escaped = True
+        elif in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c == ")":
+            depth = max(depth - 1, 0)
+    return deepest
+
+
+def _check_regex(pattern, where: str, source: str, *, syntax: bool = True) -> None:
     """Compile a check's regex; InvalidInput for one re refuses (including a{4294967296}, whose count overflows,
     and a thousand nested groups, which exhaust the parser's recursion)."""
     if not isinstance(pattern, str):
         return  # the schema names the type
+    if _group_depth(pattern) > MAX_REGEX_GROUP_DEPTH:
+        raise InvalidInput(f"{where} has an invalid regex: groups nested more than {MAX_REGEX_GROUP_DEPTH} deep",
+                           path=source)
     try:
         re.compile(pattern)
     except re.error as exc:
-        raise InvalidInput(f"{where} has an invalid regex: {exc}", path=source) from None
+        if syntax:  # before the schema (syntax=False), its `format: regex` names it (rule: format)
+            raise InvalidInput(f"{where} has an invalid regex: {exc}", path=source) from None
     except OverflowError as exc:
         raise InvalidInput(f"{where} has an invalid regex: {exc}", path=source) from None
     except RecursionError:
@@ -160,7 +188,8 @@ def _precheck_regexes(doc, source: str) -> None:
         expected = case.get("expected") if isinstance(case, dict) else None
         if isinstance(expected, dict) and expected.get("type") == "regex":
             cid = case.get("case_id")
-            _check_regex(expected.get("pattern"), f"{source}: $.cases[{i}].expected.pattern: case {cid!r}", source)
+            _check_regex(expected.get("pattern"), f"{source}: $.cases[{i}].expected.pattern: case {cid!r}", source,
+                         syntax=False)
 
 
 def _check_expected(expected: dict, cid: str, where: str, source: str) -> None:

@@ -144,18 +144,52 @@ class _AliasRefused(Exception):
         self.mark, self.anchor = mark, anchor
 
 
+def _prescan(text: str) -> None:
+    """With libyaml, walk the event stream first (C speed, lazily, stopping at the first problem) for an alias
+    or nesting deeper than MAX_DEPTH: the pure-Python scanner looks ahead up to 1,024 characters for a simple
+    key and is quadratic in the nesting it meets there (about a second for `[` x 1,000). Malformed YAML is left
+    to the loader, whose messages name the line."""
+    import yaml
+
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is None:
+        return
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=fast):
+            if isinstance(event, yaml.AliasEvent):
+                raise _AliasRefused(event.start_mark, event.anchor)
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise RecursionError
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return
+
+
 def _yaml_load(text: str):
     """yaml.safe_load that refuses aliases: `*ref` copies are how a 500-byte file expands to gigabytes
     ("billion laughs"), and no EdgeGate file needs them."""
     import yaml
 
     class NoAliasLoader(yaml.SafeLoader):
+        depth = 0
+
         def compose_node(self, parent, index):
             if self.check_event(yaml.AliasEvent):
                 event = self.peek_event()
                 raise _AliasRefused(event.start_mark, event.anchor)
-            return super().compose_node(parent, index)
+            self.depth += 1
+            if self.depth > MAX_DEPTH:  # at once: PyYAML's scanner slows quadratically with nesting
+                raise RecursionError
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
 
+    _prescan(text)
     loader = NoAliasLoader(text)
     try:
         return loader.get_single_data()

@@ -101,8 +101,11 @@ def init_home(explicit: str | os.PathLike | None = None) -> Home:
 
 
 def home_note(home: Home, pipeline: str | os.PathLike | None = None, cwd: Path | None = None) -> str | None:
-    """One line naming the home when the user may not expect it: it is not the `.edgegate/` beside the
-    pipeline, or it is the per-user data directory (no `.edgegate/` above the current directory). None otherwise."""
+    """One line naming the home when the user may not expect it: found implicitly (not --home or EDGEGATE_HOME)
+    and either not the `.edgegate/` beside the pipeline, or the per-user data directory (no `.edgegate/` above
+    the current directory). None otherwise."""
+    if home.source in ("--home", "EDGEGATE_HOME"):
+        return None  # the user named it
     if pipeline:
         try:
             beside = find_dot_home(Path(pipeline).resolve().parent)

@@ -41,7 +41,7 @@ def test_gc_dry_run_then_gc(invoke):
     result = invoke("gc")
     assert result.stdout.splitlines()[-1] == "Freed 24 bytes (2 removed; 1 expired but still referenced)"
     assert [line for line in result.stdout.splitlines() if gone[:12] in line] == [
-        f"│ {gone[:12]} │ expired   │ raw_payload │ 15    │ old.json      │"]
+        f"{gone[:12]}\texpired\traw_payload\t15\told.json"]
     assert result.stderr == ""
     assert list(ws.cas.iter_digests()) == [kept]
     assert invoke("gc").stdout == "Freed 0 bytes (0 removed; 1 expired but still referenced)\n"
@@ -112,8 +112,8 @@ def test_cas_ls(invoke):
                     "expires_at": row["expires_at"], "original_name": "tiny.onnx", "refs": 1, "present": True}
     human = invoke("cas", "ls").stdout
     [line] = [line for line in human.splitlines() if hexdigest[:12] in line]
-    assert line.split("│")[1:-1] == [f" {hexdigest[:12]} ", " model ", " 11    ", f" {row['created_at'][:10]} ",
-                                      f" {row['expires_at'][:10]} ", " tiny.onnx     ", " 1    "]
+    assert line.split("\t") == [hexdigest[:12], "model", "11", row["created_at"][:10], row["expires_at"][:10],
+                                 "tiny.onnx", "1"]
 
 
 def test_gc_and_cas_name_the_home_with_verbose(invoke, fresh_home):
