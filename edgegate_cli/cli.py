@@ -25,6 +25,7 @@ from .commands import (
     releases,
     run,
     runs,
+    schema,
     status,
     verify,
 )
@@ -32,10 +33,24 @@ from .commands.params import fast_coercion
 from .context import Context
 from .errors import EdgeGateError, ExitCode
 
+INTERNAL_HINT = "a bug in EdgeGate; rerun with --debug for the traceback"
+
+
+def _json_error(invocation: Context, code: str, message: str, hint: str | None, exit_code: int) -> None:
+    """Under --json every error is also `{"error": …}` on stdout, so a script always gets a document."""
+    if invocation.output.json:
+        from .ui.output import Output
+
+        sys.stdout.write(Output(invocation).dumps({"error": {"code": code, "message": message, "hint": hint,
+                                                             "exit_code": exit_code}}) + "\n")
+        sys.stdout.flush()
+
 
 def exit_code_for(exc: BaseException, invocation: Context) -> int:
-    """The one exception → exit code mapping, reporting on stderr as it goes. `--debug` adds the
-    traceback and never changes the code."""
+    """The one exception → exit code mapping, reporting on stderr as it goes (and on stdout under --json).
+    `--debug` adds the traceback and never changes the code."""
+    from .ui.output import Output, printable, write_stderr
+
     if isinstance(exc, BrokenPipeError):
         # `edgegate ... | head`: point stdout at devnull so the interpreter's final flush is silent.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -44,29 +59,57 @@ def exit_code_for(exc: BaseException, invocation: Context) -> int:
     if invocation.output.debug:
         import traceback
 
-        traceback.print_exception(exc, file=sys.stderr)
+        write_stderr("".join(traceback.format_exception(exc)))
     if isinstance(exc, KeyboardInterrupt):
-        sys.stderr.write("Interrupted.\n")
+        _json_error(invocation, "INTERRUPTED", "Interrupted.", None, int(ExitCode.INTERRUPTED))
+        write_stderr("Interrupted.\n")
         return int(ExitCode.INTERRUPTED)
     if isinstance(exc, EdgeGateError):
-        from .ui.output import Output
-
         Output(invocation).error(exc)
         return int(exc.exit_code)
-    sys.stderr.write(invocation.secrets.redact(
-        f"Internal error: {type(exc).__name__}: {exc} (a bug in EdgeGate; rerun with --debug for the "
-        "traceback)") + "\n")
+    message = invocation.secrets.redact(f"{type(exc).__name__}: {exc}")
+    _json_error(invocation, "INTERNAL", message, INTERNAL_HINT, int(ExitCode.INTERNAL))
+    write_stderr(printable(f"Internal error: {message} ({INTERNAL_HINT})") + "\n")
     return int(ExitCode.INTERNAL)
+
+
+def _wants_json(args: list[str]) -> bool:
+    return "--json" in (args[: args.index("--")] if "--" in args else args)
 
 
 class ErrorMappingGroup(TyperGroup):
     """Turns whatever a command raises into its exit code (`exit_code_for`), before typer's own handling
-    (which would make a closed pipe exit 1 and hide our messages). Parameter values skip pydantic where
-    they need no validating (`commands/params.py`)."""
+    (which would make a closed pipe exit 1 and hide our messages). Under --json, usage errors too come
+    out as `{"error": …}` on stdout. Parameter values skip pydantic where they need no validating
+    (`commands/params.py`)."""
 
     def make_context(self, *args, **kwargs):
         fast_coercion(self)  # here, not in __init__: typer adds the completion options after that
         return super().make_context(*args, **kwargs)
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        argv = list(sys.argv[1:] if args is None else args)
+        if not _wants_json(argv):
+            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+        from typer.core import _click
+
+        invocation = extra.get("obj") or Context()
+        invocation.output.json = True
+        try:
+            rv = super().main(argv, prog_name, complete_var, False, **{**extra, "obj": invocation})
+            code = rv if isinstance(rv, int) else 0
+        except _click.exceptions.ClickException as exc:
+            from .ui.output import printable, write_stderr
+
+            message = exc.format_message()
+            _json_error(invocation, "USAGE_ERROR", message, "see --help", exc.exit_code)
+            write_stderr(printable(f"Error [USAGE_ERROR]: {message} (see --help)") + "\n")
+            code = exc.exit_code
+        except _click.exceptions.Abort:
+            code = int(ExitCode.INTERRUPTED)
+        if standalone_mode:
+            sys.exit(code)
+        return code
 
     def invoke(self, ctx):
         try:
@@ -108,6 +151,7 @@ def root(
     home: str = typer.Option(None, "--home", metavar="DIR", help="State directory (default: "
                              "$EDGEGATE_HOME, else nearest .edgegate/, else the user data dir)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Say more on stderr, including the home used."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or notes on stderr; errors only."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
@@ -118,6 +162,7 @@ def root(
     invocation: Context = ctx.obj
     invocation.settings.home = home
     invocation.output.verbose = verbose
+    invocation.output.quiet = quiet
     invocation.output.debug = debug
 
 
@@ -136,6 +181,7 @@ app.add_typer(verify.app)
 app.add_typer(publish.app)
 app.add_typer(releases.app, name="releases")
 app.add_typer(agent.app, name="agent")
+app.add_typer(schema.app, name="schema")
 
 
 def main() -> None:

@@ -74,6 +74,12 @@ class StateTooNew(EdgeGateError):
     code = "STATE_TOO_NEW"
 
 
+class HomeUnusable(EdgeGateError):
+    """The home cannot serve this command: a file, missing (an explicit --home), or read-only for a writer."""
+
+    code = "HOME_UNUSABLE"
+
+
 class PackVersionExists(EdgeGateError):
     code = "PACK_VERSION_EXISTS"
 

@@ -77,3 +77,21 @@ def write_pipeline(path: Path, *, gates: str, iterations: int = 30, repeats: int
                     f"run_policy: {{repeats: {repeats}, iterations: {iterations}{extra_policy}}}\n"
                     f"gates: {gates}\n")
     return path
+
+
+@pytest.fixture
+def homeless_dir():
+    """A fresh directory with no `.edgegate/` anywhere above it (a stray one in /tmp would otherwise be found
+    by home resolution, as it walks up like git), removed afterwards."""
+    import shutil
+    import tempfile
+
+    from edgegate_cli.store.home import find_dot_home
+
+    for base in ("/var/tmp", "/dev/shm", tempfile.gettempdir(), str(Path.home())):
+        if Path(base).is_dir() and find_dot_home(Path(base).resolve()) is None:
+            path = Path(tempfile.mkdtemp(prefix="edgegate-test-", dir=base)).resolve()
+            yield path
+            shutil.rmtree(path, ignore_errors=True)
+            return
+    pytest.fail("every candidate temp directory has a .edgegate/ above it")

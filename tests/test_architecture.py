@@ -19,7 +19,7 @@ HEAVY = ["onnx", "onnxruntime", "onnxruntime_genai", "qai_hub", "httpx", "nacl",
 # Which way imports go. A unit is a package (`store`, `gating`, …) or a base module (`errors`, …);
 # a unit may import itself, the root package (`edgegate_cli/__init__.py`: version, data folders) and
 # exactly what its row lists. Nothing else, at module level or inside functions.
-BASE = {"context", "errors", "canonical", "config"}
+BASE = {"context", "errors", "canonical", "config", "files"}
 CORE = {"store", "spec", "measure", "backends", "gating", "runs", "evidence", "registry", "fleet", "rollout",
         "agent", "download", "objectstore"}
 ALLOWED: dict[str, set[str]] = {
@@ -49,6 +49,7 @@ ALLOWED: dict[str, set[str]] = {
     "objectstore": {"context", "errors", "canonical"},
     "config": {"context", "errors"},
     "canonical": {"errors"},
+    "files": {"errors"},
     "context": set(),
     "errors": set(),
 }

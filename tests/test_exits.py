@@ -63,7 +63,12 @@ def test_ctrl_c_exits_130_and_the_run_is_stored_as_interrupted(probed_home, tmp_
     """SIGINT during a run's repeats: exit 130, `Interrupted.`, and the run ends `error: INTERRUPTED`."""
     pipeline = write_pipeline(tmp_path / "slow.yaml", gates="[{metric: latency_ms, op: '<=', value: 1000}]",
                               iterations=100000, repeats=5)
-    proc = _edgegate("run", str(pipeline), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # As a terminal's foreground job gets it: with SIGINT at its default. A job started with `&` by a
+    # non-interactive shell (a CI harness, nohup) inherits SIGINT ignored, and Python then keeps it ignored.
+    foreground = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                  "sys.argv = ['edgegate', *sys.argv[1:]]; runpy.run_module('edgegate_cli.cli', run_name='__main__')")
+    proc = subprocess.Popen([sys.executable, "-c", foreground, "run", str(pipeline)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
         seen = ""

@@ -26,11 +26,11 @@ def test_nearest_dot_home_walking_up(tmp_path, monkeypatch):
     assert (home.path, home.source) == ((tmp_path / "proj" / ".edgegate").resolve(), ".edgegate")
 
 
-def test_user_data_dir_last(tmp_path, monkeypatch):
+def test_user_data_dir_last(homeless_dir, monkeypatch):
     monkeypatch.delenv("EDGEGATE_HOME")
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    home = resolve_home(cwd=tmp_path)
-    assert (home.path, home.source) == (tmp_path / "xdg" / "edgegate", "user-data-dir")
+    monkeypatch.setenv("XDG_DATA_HOME", str(homeless_dir / "xdg"))
+    home = resolve_home(cwd=homeless_dir)
+    assert (home.path, home.source) == (homeless_dir / "xdg" / "edgegate", "user-data-dir")
 
 
 def test_init_creates_dot_home_used_by_later_commands(tmp_path, monkeypatch, invoke):
@@ -47,6 +47,7 @@ def test_init_creates_dot_home_used_by_later_commands(tmp_path, monkeypatch, inv
 
 
 def test_verbose_names_the_home_and_home_option_outranks_env(tmp_path, invoke):
+    (tmp_path / "h").mkdir()
     result = invoke("--home", tmp_path / "h", "--verbose", "status")
     assert f"home: {tmp_path / 'h'} (from --home)" in result.stderr
     assert (tmp_path / "h" / "state.db").is_file()

@@ -15,7 +15,7 @@ CASES = {
                   "{p}: line 4, column 1: malformed YAML: expected ',' or ']', but got '<stream end>'", None),
     "schema": (HEAD + "devices: [local:cpu]\nmodel: {path: m.onnx}\nrun_policy: {repeats: three}\n" + GATE,
                "{p}: $.run_policy.repeats: 'three' is not of type 'integer' (rule: type)",
-               "see schemas/pipeline.schema.json"),
+               "the schema: `edgegate schema show pipeline`"),
     "too_many_devices": (HEAD + "devices: [local:a, local:b, local:c, local:d, local:e, local:f]\n"
                          "model: {path: m.onnx}\n" + GATE,
                          "{p}: $.devices: 6 devices exceed the limit of 5 devices per run", None),
@@ -28,7 +28,7 @@ CASES = {
     "unknown_metric": (HEAD + "devices: [local:cpu]\nmodel: {path: m.onnx}\n"
                        "gates: [{metric: latency, op: '<=', value: 1}]\n",
                        "{p}: $.gates[0].metric: 'latency' is not one of the allowed values; did you mean "
-                       "latency_ms, latency_p90_ms? (rule: enum)", "see schemas/pipeline.schema.json"),
+                       "latency_ms, latency_p90_ms? (rule: enum)", "the schema: `edgegate schema show pipeline`"),
     "gate_device": (HEAD + "devices: [local:cpu]\nmodel: {path: m.onnx}\n"
                     "gates: [{metric: latency_ms, op: '<=', value: 1, device: 'local:gpu'}]\n",
                     "{p}: $.gates[0].device: 'local:gpu' is not in the pipeline's devices (local:cpu)", None),

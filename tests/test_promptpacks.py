@@ -383,8 +383,11 @@ def test_diff_packs():
     assert d.model_dump() == {
         "a": "golden@1.0.0", "b": "new.json", "a_sha256": "sha256:" + GOLDEN_DIGEST,
         "b_sha256": "sha256:" + pack_digest(b), "identical": False, "added": ["c3"], "removed": ["c2"],
-        "changed": [{"case_id": "c1", "fields": ["expected", "max_new_tokens"]}], "order_changed": False,
-        "defaults_changed": {"max_new_tokens": {"a": 16, "b": 128}}, "fields_changed": ["version"]}
+        "changed": [{"case_id": "c1", "fields": ["expected", "max_new_tokens"], "values": {
+            "expected": {"a": a["cases"][0]["expected"], "b": b["cases"][0]["expected"]},
+            "max_new_tokens": {"a": a["cases"][0].get("max_new_tokens"), "b": 4}}}], "order_changed": False,
+        "defaults_changed": {"max_new_tokens": {"a": 16, "b": 128}}, "fields_changed": ["version"],
+        "field_values": {"version": {"a": "1.0.0", "b": "1.1.0"}}}
     same = diff_packs(a, json.loads(canonicalize(json.loads(GOLDEN_VARIANT))))
     assert same.identical and not (same.added or same.removed or same.changed or same.defaults_changed)
     swapped = copy.deepcopy(a)

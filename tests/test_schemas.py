@@ -136,8 +136,19 @@ def test_broken_copy_unknown_key(tmp_path, name):
     where = max((p for p, v, s in _walk(doc, root, root)
                  if isinstance(v, dict) and s.get("additionalProperties") is False), key=len)
     path, err = broken(tmp_path, name, lambda d: _set(d, (*where, "zz_unknown"), 1))
-    assert err.message == (f"{path}: {_json_path(where)}: Additional properties are not allowed "
-                           "('zz_unknown' was unexpected) (rule: additionalProperties)")
+    allowed = ", ".join(_schema_at(root, doc, where)["properties"])
+    assert err.message == (f"{path}: {_json_path(where)}: unknown key 'zz_unknown' (allowed: {allowed}) "
+                           "(rule: additionalProperties)")
+
+
+def _schema_at(root, doc, where):
+    return next(s for p, v, s in _walk(doc, root, root) if p == where)
+
+
+def test_unknown_key_gets_a_did_you_mean(tmp_path):
+    """A misspelt key is named with the closest allowed one, as enum values are."""
+    path, err = broken(tmp_path, "pipeline", lambda d: d.update(gatess=d["gates"]))
+    assert err.message == f"{path}: $: unknown key 'gatess'; did you mean 'gates'? (rule: additionalProperties)"
 
 
 # --- exact messages for the PromptPack and model metadata -----------------------------------------
@@ -156,7 +167,8 @@ PROMPTPACK_BROKEN = [
     (lambda d: d["cases"][0]["expected"].pop("values"),
      "$.cases[0].expected: 'values' is a required property (rule: required)"),
     (lambda d: d.update(owner="ml-team"),
-     "$: Additional properties are not allowed ('owner' was unexpected) (rule: additionalProperties)"),
+     "$: unknown key 'owner' (allowed: promptpack_id, version, description, defaults, cases) "
+     "(rule: additionalProperties)"),
     (lambda d: d["cases"][2]["expected"].update(values=["ready"]),
      "$.cases[2].expected: 'values' is not one of the allowed values; did you mean value? (rule: enum)"),
     (lambda d: d["cases"][0]["expected"].update(type="exactly"),
@@ -182,7 +194,7 @@ def test_promptpack_broken_exact_message(tmp_path, mutate, expected):
     """Each broken PromptPack fails with the exact line: file, JSON path, what is wrong, the rule."""
     path, err = broken(tmp_path, "promptpack", mutate)
     assert err.message == f"{path}: {expected}"
-    assert err.hint == "see schemas/promptpack.schema.json"
+    assert err.hint == "the schema: `edgegate schema show promptpack`"
 
 
 def test_promptpack_version_must_be_semver(tmp_path):
@@ -209,7 +221,8 @@ def test_promptpack_limits_are_left_to_code(tmp_path):
 MODEL_METADATA_BROKEN = [
     (lambda d: d.pop("framework"), "$: 'framework' is a required property (rule: required)"),
     (lambda d: d.update(author="me"),
-     "$: Additional properties are not allowed ('author' was unexpected) (rule: additionalProperties)"),
+     "$: unknown key 'author' (allowed: name, version, description, framework, input_specs, reference_outputs, "
+     "labels) (rule: additionalProperties)"),
     (lambda d: d.update(labels="cat"), "$.labels: 'cat' is not of type 'array' (rule: type)"),
     (lambda d: d.update(framework="keras"),
      "$.framework: 'keras' is not one of the allowed values (onnx, onnx_external, aimet, torchscript, tflite) "

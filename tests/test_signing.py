@@ -105,7 +105,7 @@ def test_parse_public_key_rejects_other_text(text):
 def test_read_public_key_file_names_a_missing_file(tmp_path):
     with pytest.raises(InvalidInput) as exc:
         signing.read_public_key_file(tmp_path / "nope.pem")
-    assert exc.value.message == f"{tmp_path / 'nope.pem'}: cannot read public key (No such file or directory)"
+    assert exc.value.message == f"{tmp_path / 'nope.pem'}: cannot read public key (no such file)"
 
 
 def test_export_rejects_unknown_format_and_unknown_key(ws):
@@ -144,21 +144,21 @@ def test_revoke_rejects_a_time_without_zone_and_unknown_keys(ws):
         signing.revoke_key(ws, "eg-0123456789abcdef")
 
 
-def test_rotate_generates_a_new_key_and_revokes_the_previous_one(ws):
-    """After rotate the new key signs and the old key's revocation time is the rotation time."""
+def test_rotate_generates_a_new_key_and_retires_the_previous_one(ws):
+    """After rotate the new key signs; the old key is retired (not revoked) as of the rotation."""
     old = signing.generate_key(ws)
     result = signing.rotate_key(ws)
-    assert result.revoked_key.key_id == old.key_id
-    assert result.revoked_key.revoked_at >= result.new_key.created_at
+    assert result.retired_key.key_id == old.key_id and result.retired_key.revoked_at is None
+    assert result.retired_key.retired_at >= result.new_key.created_at
     assert signing.load_signing_key(ws).key_id == result.new_key.key_id
     assert signing.list_keys(ws).active == result.new_key.key_id
     event = ws.db["audit_events"].rows_where("event = 'key_rotated'").__next__()
-    assert json.loads(event["detail_json"]) == {"new_key_id": result.new_key.key_id, "revoked_key_id": old.key_id}
+    assert json.loads(event["detail_json"]) == {"new_key_id": result.new_key.key_id, "retired_key_id": old.key_id}
 
 
 def test_rotate_with_no_key_just_generates(ws):
     result = signing.rotate_key(ws)
-    assert result.revoked_key is None
+    assert result.retired_key is None
     assert signing.load_signing_key(ws).key_id == result.new_key.key_id
 
 

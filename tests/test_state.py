@@ -47,7 +47,9 @@ OTHER_COLUMNS = {
                      "created_at": str},
     "promptpacks": {"pack_id": str, "version": str, "sha256": str, "json": str, "published": int,
                     "created_at": str},
-    "signing_keys": {"key_id": str, "public_key": str, "created_at": str, "revoked_at": str, "source": str},
+    "signing_keys": {"key_id": str, "public_key": str, "created_at": str, "revoked_at": str, "source": str,
+                     "retired_at": str},
+    "bundle_records": {"sha256": str, "key_id": str, "first_seen_at": str, "how": str},
     "audit_events": {"id": int, "at": str, "actor": str, "command": str, "event": str, "detail_json": str},
     "baseline_pins": {"pipeline": str, "device": str, "run_id": str, "created_at": str},
     # m005_releases

@@ -21,11 +21,20 @@ def start(cli_ctx: typer.Context, json_: bool = False):
     return Output(ctx)
 
 
-def open_workspace(out, home=None):
-    """The home for this invocation (or `home`), opened and migrated; --verbose names it on stderr."""
+def open_workspace(out, home=None, *, write: bool = True, pipeline: str | None = None, create: bool = False):
+    """The home for this invocation (or `home`), opened and migrated. --verbose names it on stderr; so does one
+    line whenever it is not the home beside `pipeline` or was taken from the per-user data directory.
+    `write=False` for commands that only read (they work on a read-only home); `create` for `init`."""
+    from ..store.home import home_note
     from ..store.workspace import open_workspace as _open
 
-    return _open(home, ctx=out.ctx, on_open=lambda home: out.verbose(f"home: {home.path} (from {home.source})"))
+    def on_open(home) -> None:
+        out.verbose(f"home: {home.path} (from {home.source})")
+        note = home_note(home, pipeline)
+        if note:
+            out.log(note, style=None)
+
+    return _open(home, ctx=out.ctx, on_open=on_open, write=write, create=create)
 
 
 def write_ci_reports(out, result, junit: str | None, summary: str | None) -> None:

@@ -20,6 +20,7 @@ def set_(
     run_id: str = typer.Argument(..., metavar="RUN", help="Run id (or a unique prefix) of that pipeline."),
     device: str = typer.Option(None, "--device", metavar="D", help="Pin for this device only (default: every "
                                "device RUN measured)."),
+    force: bool = typer.Option(False, "--force", help="Pin RUN even though it did not pass."),
     json_: bool = typer.Option(False, "--json", help="Print the pins as one JSON document."),
 ) -> None:
     """Pin RUN as the baseline of PIPELINE's relative gates; it takes precedence over their `baseline`."""
@@ -27,7 +28,7 @@ def set_(
     from . import open_workspace, start
 
     out = start(ctx, json_)
-    pins = set_pin(open_workspace(out), pipeline, run_id, device)
+    pins = set_pin(open_workspace(out), pipeline, run_id, device, force=force)
     out.emit({"pins": [p.model_dump() for p in pins]}, lambda out, _: _table(out, pins, "Pinned"))
 
 
@@ -42,7 +43,7 @@ def show(
     from . import open_workspace, start
 
     out = start(ctx, json_)
-    pins = list_pins(open_workspace(out), pipeline)
+    pins = list_pins(open_workspace(out, write=False), pipeline)
     out.emit({"pins": [p.model_dump() for p in pins]}, lambda out, _: _table(out, pins, "Pinned baselines"))
 
 

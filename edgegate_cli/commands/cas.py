@@ -26,7 +26,7 @@ def verify(
     from . import open_workspace, start
 
     out = start(ctx, json_)
-    ws = open_workspace(out)
+    ws = open_workspace(out, write=False)
     with out.progress("Verifying blobs") as advance:
         report = verify_blobs(ws.db, ws.cas, digests or None,
                               progress=lambda done, total: advance(f"{done:,} of {total:,} blobs re-hashed"))
@@ -70,7 +70,7 @@ def ls(
     from . import open_workspace, start
 
     out = start(ctx, json_)
-    ws = open_workspace(out)
+    ws = open_workspace(out, write=False)
     items = islice(iter_artifacts(ws.db, ws.cas), limit)
     if json_:  # vars(): the dataclass's own flat dict, without asdict's deep copy
         stream_json_list(out, "artifacts", (vars(i) for i in items))

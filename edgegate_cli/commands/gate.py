@@ -29,19 +29,18 @@ def check(
     Given a BUNDLE file, verify it first, then recompute from the bundle's own evidence. Exits 1 also
     when the recomputed verdict differs from the stored or signed one (evidence does not agree).
     """
-    from pathlib import Path
-
     from ..errors import ExitCode, InvalidInput
+    from ..files import is_regular_file
     from ..gating.reevaluation import reevaluate_run, require_agreement
     from ..ui import render
     from . import open_workspace, start, write_ci_reports
 
     out = start(ctx, json_)
-    if Path(run_id).is_file():
+    if is_regular_file(run_id):
         _check_bundle(out, run_id, key, junit, summary)
     if key:
         raise InvalidInput(f"--key applies to a BUNDLE file, and {run_id} is not a file")
-    result = require_agreement(reevaluate_run(open_workspace(out), run_id))
+    result = require_agreement(reevaluate_run(open_workspace(out, write=False), run_id))
     write_ci_reports(out, result, junit, summary)
     out.emit(result, lambda out, r: (render.gate_table(out, [g.model_dump() for g in r.evaluation.gates]),
                                    out.line(f"{r.verdict.upper()}: recomputed from raw payloads; agrees "
@@ -77,5 +76,5 @@ def explain(
     from . import open_workspace, start
 
     out = start(ctx, json_)
-    result = reevaluate_run(open_workspace(out), run_id)
+    result = reevaluate_run(open_workspace(out, write=False), run_id)
     out.emit(result, lambda out, r: render.explain(out, r.model_dump(mode="json")))

@@ -15,7 +15,7 @@ def init(ctx: typer.Context, json_: bool = typer.Option(False, "--json", help="P
     from . import open_workspace, start
 
     out = start(ctx, json_)
-    ws = open_workspace(out, init_home())
+    ws = open_workspace(out, init_home(out.ctx.settings.home), create=True)
     record_audit(ws.db, "init", "home_created", {"path": str(ws.home.path)})
     out.emit({"home": str(ws.home.path), "state": str(ws.home.db_path)},
                 lambda out, r: out.line(f"Initialised EdgeGate home at {r['home']}"))

@@ -32,17 +32,17 @@ def list_(ctx: typer.Context, json_: bool = JSON_OPTION) -> None:
     from . import open_workspace, start
 
     out = start(ctx, json_)
-    out.emit(list_keys(open_workspace(out)), _show_list)
+    out.emit(list_keys(open_workspace(out, write=False)), _show_list)
 
 
 def _show_list(out, result) -> None:
     if not result.keys:
         out.line("No signing keys. Run `edgegate keys generate`, or set EDGEGATE_SIGNING_KEY.")
         return
-    out.table(None, ["key id", "status", "created", "revoked", "seed"], [
-        (k.key_id, "active" if k.key_id == result.active else "revoked" if k.revoked_at else "",
-         _minute(k.created_at), _minute(k.revoked_at), "env" if k.source == "env" else
-         "file" if k.private_key_file else "none") for k in result.keys])
+    out.table(None, ["key id", "status", "created", "revoked", "retired", "seed"], [
+        (k.key_id, "active" if k.key_id == result.active else "revoked" if k.revoked_at else
+         "retired" if k.retired_at else "", _minute(k.created_at), _minute(k.revoked_at), _minute(k.retired_at),
+         "env" if k.source == "env" else "file" if k.private_key_file else "none") for k in result.keys])
 
 
 def _minute(stamp: str | None) -> str:
@@ -52,19 +52,22 @@ def _minute(stamp: str | None) -> str:
 @app.command()
 def export(
     ctx: typer.Context,
-    key_id: str = typer.Argument(..., help="The key id, e.g. eg-0123456789abcdef."),
+    key_id: str = typer.Argument(None, metavar="[KEY_ID]", help="The key id, e.g. eg-0123456789abcdef "
+                                 "(default: the active key, the one that signs now)."),
     fmt: str = typer.Option("pem", "--format", help="pem (SubjectPublicKeyInfo, the default) or base64 "
                             "(the raw 32-byte key)."),
     json_: bool = JSON_OPTION,
 ) -> None:
     """Print a public key, for `edgegate verify --key` or any Ed25519 tool."""
-    from ..evidence.keys import export_public_key
+    from ..evidence.keys import active_key_id, export_public_key
     from . import open_workspace, start
 
     out = start(ctx, json_)
-    text = export_public_key(open_workspace(out), key_id, fmt)
+    ws = open_workspace(out, write=False)
+    key_id = key_id or active_key_id(ws)
+    text = export_public_key(ws, key_id, fmt)
     out.emit({"key_id": key_id, "format": fmt, "public_key": text},
-                lambda out, r: out.line(r["public_key"].rstrip("\n")))
+                lambda out, r: out.line(r["public_key"].rstrip("\n"), multiline=True))
 
 
 @app.command()
@@ -72,10 +75,11 @@ def revoke(
     ctx: typer.Context,
     key_id: str = typer.Argument(..., help="The key id to revoke."),
     at: str = typer.Option(None, "--at", metavar="TIME", help="Revocation time, ISO-8601 with a zone "
-                           "(default: now). Signatures made at or after it stop verifying."),
+                           "(default: now). Bundles this home recorded before it still verify."),
     json_: bool = JSON_OPTION,
 ) -> None:
-    """Revoke a key from a time on; bundles it signed before that time still verify."""
+    """Revoke a compromised key from a time on: its signatures stop verifying, except in bundles this home
+    recorded (wrote or verified) before that time. To replace a key that was not compromised, use rotate."""
     from ..evidence.keys import revoke_key
     from . import open_workspace, start
 
@@ -86,7 +90,8 @@ def revoke(
 
 @app.command()
 def rotate(ctx: typer.Context, json_: bool = JSON_OPTION) -> None:
-    """Generate a new key and revoke the previously active key file's key as of now."""
+    """Generate a new key and retire the previous one as of now: it signs nothing more, and what it signed
+    before stays valid (retired, not revoked: use `keys revoke` for a compromised key)."""
     from ..evidence.keys import rotate_key
     from . import open_workspace, start
 
@@ -94,5 +99,5 @@ def rotate(ctx: typer.Context, json_: bool = JSON_OPTION) -> None:
     result = rotate_key(open_workspace(out))
     out.emit(result, lambda out, r: (
         out.line(_key_line("New signing key", r.new_key)),
-        out.line(f"Revoked {r.revoked_key.key_id} as of {r.revoked_key.revoked_at}" if r.revoked_key
-                    else "No previous key to revoke")))
+        out.line(f"Retired {r.retired_key.key_id} as of {r.retired_key.retired_at}" if r.retired_key
+                 else "No previous key to retire")))

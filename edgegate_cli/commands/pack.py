@@ -35,7 +35,7 @@ def list_(
     from . import open_workspace, start
 
     out = start(ctx, json_)
-    out.emit(list_packs(open_workspace(out)), _render_list)
+    out.emit(list_packs(open_workspace(out, write=False)), _render_list)
 
 
 def _render_list(out, listing) -> None:
@@ -56,7 +56,7 @@ def show(
     from . import open_workspace, start
 
     out = start(ctx, json_)
-    out.emit(get_pack(open_workspace(out), ref), _render_show)
+    out.emit(get_pack(open_workspace(out, write=False), ref), _render_show)
 
 
 def _render_show(out, pack) -> None:
@@ -90,24 +90,38 @@ def diff(
     b: str = typer.Argument(..., metavar="B", help="Another pack file or stored pack."),
     json_: bool = JSON_OPTION,
 ) -> None:
-    """Show what changed from pack A to pack B: cases added, removed and changed, and defaults.
+    """Show what changed from pack A to pack B: cases added, removed and changed (old and new values), and
+    defaults. Exits 0 when the packs are identical, 1 when they differ (as `diff` does).
 
     An existing file wins over a stored pack of the same name."""
+    from ..errors import ExitCode
     from ..spec.promptpacks import diff_pack_refs
     from . import open_workspace, start
 
     out = start(ctx, json_)
-    out.emit(diff_pack_refs(a, b, lambda: open_workspace(out)), _render_diff)
+    result = diff_pack_refs(a, b, lambda: open_workspace(out, write=False))
+    out.emit(result, _render_diff)
+    if not result.identical:
+        raise typer.Exit(int(ExitCode.GATES_FAILED))
+
+
+def _value(v) -> str:
+    import json
+
+    text = "(absent)" if v is None else json.dumps(v, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _render_diff(out, d) -> None:
     out.line(f"{d.a} ({d.a_sha256[7:19]}) -> {d.b} ({d.b_sha256[7:19]})")
     if d.identical:
         out.line("Identical canonical content.")
-    lines = ([f"+ case {c}" for c in d.added] + [f"- case {c}" for c in d.removed]
-             + [f"~ case {c.case_id}: {', '.join(c.fields)}" for c in d.changed]
-             + [f"~ defaults.{k}: {v['a']} -> {v['b']}" for k, v in d.defaults_changed.items()]
-             + [f"~ {k}" for k in d.fields_changed] + (["~ case order"] if d.order_changed else []))
+    lines = [f"+ case {c}" for c in d.added] + [f"- case {c}" for c in d.removed]
+    for c in d.changed:
+        lines += [f"~ case {c.case_id}.{k}: {_value(v['a'])} -> {_value(v['b'])}" for k, v in c.values.items()]
+    lines += ([f"~ defaults.{k}: {v['a']} -> {v['b']}" for k, v in d.defaults_changed.items()]
+              + [f"~ {k}: {_value(v['a'])} -> {_value(v['b'])}" for k, v in d.field_values.items()]
+              + (["~ case order"] if d.order_changed else []))
     for text in lines:
         out.line(text)
 
@@ -126,8 +140,8 @@ def export(
 
     out = start(ctx, json_)
     if out_file is None:
-        out.emit(get_pack(open_workspace(out), ref).document)
+        out.emit(get_pack(open_workspace(out, write=False), ref).document)
         return
-    result = write_export(open_workspace(out), ref, out_file)
+    result = write_export(open_workspace(out, write=False), ref, out_file)
     out.emit(result, lambda out, r: out.line(
         f"Wrote {r.pack_id}@{r.version} to {r.out} ({r.bytes} bytes, {r.sha256[:19]})"))

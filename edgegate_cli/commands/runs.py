@@ -19,7 +19,7 @@ def list_(
     from . import open_workspace, start
 
     out = start(ctx, json_)
-    runs = summarize_runs(open_workspace(out), pipeline=pipeline, limit=limit)
+    runs = summarize_runs(open_workspace(out, write=False), pipeline=pipeline, limit=limit)
     out.emit({"runs": runs}, lambda out, r: out.table(None, ["run", "pipeline", "backend", "status", "error",
                                                               "model", "created"],
         [(x["id"], x["pipeline"], x["backend"], x["status"], x["error_code"] or "", x["model_name"] or "",
@@ -38,5 +38,5 @@ def show(
     from . import open_workspace, start
 
     out = start(ctx, json_)
-    detail = describe_run(open_workspace(out), run_id)
+    detail = describe_run(open_workspace(out, write=False), run_id)
     out.emit(detail, render.run_detail)

@@ -14,7 +14,7 @@ def status(ctx: typer.Context, json_: bool = typer.Option(False, "--json", help=
     from . import open_workspace, start
 
     out = start(ctx, json_)
-    report = describe_status(open_workspace(out))
+    report = describe_status(open_workspace(out, write=False))
     out.emit(report, lambda out, r: out.table(None, ["", ""], [
         ("home", f"{r['home']} (from {r['home_source']})"), ("schema version", r["schema_version"]),
         ("store", f"{r['cas_blobs']} blobs, {r['cas_bytes']:,} bytes"),

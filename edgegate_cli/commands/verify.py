@@ -15,11 +15,12 @@ def verify(
                                   "base64, from `edgegate keys export`); repeatable. No home is needed or created."),
     json_: bool = typer.Option(False, "--json", help="Print the result as one JSON document."),
 ) -> None:
-    """Verify a bundle offline: the DSSE signature, a trusted key not revoked at signing time, every
-    listed file present with its sha256, no extra files, no hostile zip entries.
+    """Verify a bundle offline: exactly the zip EdgeGate writes, the DSSE signature by a trusted key in good
+    standing, every listed file present with its sha256, no extra files, no hostile zip entries.
 
-    Without --key, the keys of this home are trusted (revocations honoured). Exit codes: 0 valid,
-    1 not valid, 2 unusable arguments (missing bundle, unreadable key file).
+    Without --key, the keys of this home are trusted: a revoked key's bundles verify only if this home recorded
+    them before the revocation; a retired key's earlier bundles still verify. Exit codes: 0 valid, 1 not
+    valid, 2 unusable arguments (missing bundle, unreadable key file).
     """
     from ..evidence.verify import trusted_keys_for, verify_file
     from . import start

@@ -103,6 +103,10 @@ def create_bundle(ws, run_id: str, signer, *, out: Path | str | None = None,
 
     run = get_run(ws.db, run_id)
     files, predicate = collect_files(ws, run, include_model=include_model)
+    # The signing time: the run's finish, or the key's creation if the key is younger (an old run bundled
+    # after a rotation). Deterministic, so the same run and key still give the same bytes.
+    key_row = next(iter(ws.db["signing_keys"].rows_where("key_id = ?", [signer.key_id])), None)
+    predicate["signed_at"] = max(predicate["created_at"], (key_row or {}).get("created_at") or "")
     entries = seal(statement_for(run, predicate), files, signer)
     path = Path(out) if out else Path.cwd() / f"{run['id']}.bundle.zip"
     if not path.parent.is_dir():
@@ -115,6 +119,8 @@ def create_bundle(ws, run_id: str, signer, *, out: Path | str | None = None,
     with ws.db.atomic():
         add_ref(ws.db, digest, "bundle", run["id"])
         ws.db["runs"].update(run["id"], {"bundle_sha256": digest})
+        ws.db.execute("INSERT OR IGNORE INTO bundle_records (sha256, key_id, first_seen_at, how) "
+                      "VALUES (?, ?, ?, 'created')", [digest, signer.key_id, ws.db.now()])
         record_audit(ws.db, "bundle create", "bundle_created", {
             "run_id": run["id"], "sha256": tag(digest), "key_id": signer.key_id, "path": str(path),
             "include_model": include_model})
@@ -126,24 +132,46 @@ def create_bundle(ws, run_id: str, signer, *, out: Path | str | None = None,
 def show_bundle(path: Path | str) -> BundleSummary:
     """What a bundle claims, read safely (hostile zips rejected) but NOT verified: no signature or hash is checked.
 
-    Raises InvalidInput for a missing file, VerificationFailed for an unsafe zip or unreadable summary.json.
+    Every claimed field is untrusted: a non-string is shown as JSON, never trusted as a type. Raises
+    InvalidInput (exit 2) for a missing file, an unsafe zip or an unreadable summary.json.
     """
-    bundle = open_bundle(path)
-    if SUMMARY not in bundle.files:
-        raise VerificationFailed(f"{path}: {SUMMARY} is missing; this is not an EdgeGate bundle")
+    from .bundle_read import _load_json
+
     try:
-        statement = json.loads(bundle.files[SUMMARY])
-        predicate = statement["predicate"]
-        envelope = json.loads(bundle.files.get(ENVELOPE) or b"{}")
-        signer = (envelope.get("signatures") or [{}])[0].get("keyid")
-        files = dict(predicate.get("files") or {})
-    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-        raise VerificationFailed(f"{path}: {SUMMARY} is not an EdgeGate summary ({exc})") from None
-    return BundleSummary(path=str(path), run_id=predicate.get("run_id"), pipeline=predicate.get("pipeline"),
-                         backend=predicate.get("backend"), verdict=predicate.get("verdict"),
-                         error_code=predicate.get("error_code"), model=predicate.get("model"),
-                         created_at=predicate.get("created_at"), signer=signer if isinstance(signer, str) else None,
-                         files=files, entries={n: len(d) for n, d in sorted(bundle.files.items())})
+        bundle = open_bundle(path)
+        if SUMMARY not in bundle.files:
+            raise VerificationFailed(f"{path}: {SUMMARY} is missing; this is not an EdgeGate bundle")
+        statement = _load_json(bundle.files[SUMMARY], SUMMARY)
+        envelope = _load_json(bundle.files[ENVELOPE], ENVELOPE) if ENVELOPE in bundle.files else {}
+    except VerificationFailed as exc:
+        raise InvalidInput(exc.message if exc.message.startswith(str(path)) else f"{path}: {exc.message}",
+                           hint="`edgegate verify` says whether a bundle can be trusted") from None
+    predicate = statement.get("predicate") if isinstance(statement, dict) else None
+    if not isinstance(predicate, dict):
+        raise InvalidInput(f"{path}: {SUMMARY} has no predicate object; this is not an EdgeGate summary")
+    sigs = envelope.get("signatures") if isinstance(envelope, dict) else None
+    signer = sigs[0].get("keyid") if isinstance(sigs, list) and sigs and isinstance(sigs[0], dict) else None
+    files = predicate.get("files") if isinstance(predicate.get("files"), dict) else {}
+    model = predicate.get("model")
+    return BundleSummary(
+        path=str(path), run_id=_claim(predicate.get("run_id")), pipeline=_claim(predicate.get("pipeline")),
+        backend=_claim(predicate.get("backend")), verdict=_claim(predicate.get("verdict")),
+        error_code=_claim(predicate.get("error_code")),
+        model={"name": _claim(model.get("name")), "sha256": _claim(model.get("sha256"))} if isinstance(model, dict)
+        else None, created_at=_claim(predicate.get("created_at")), signer=_claim(signer),
+        files={str(k): _claim(v) or "" for k, v in files.items()},
+        entries={n: len(d) for n, d in sorted(bundle.files.items())})
+
+
+def _claim(value) -> str | None:
+    """An untrusted claimed value for display: a string as it is (printing escapes its control characters),
+    anything else as (short) JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, sort_keys=True)[:200]
+    except (ValueError, TypeError, RecursionError):
+        return repr(type(value))
 
 
 def bundle_after_run(ws, run_id: str, signer, out: Path | str) -> BundleResult:

@@ -38,7 +38,7 @@ KEY_ID_HEX = 16
 ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")  # SEQUENCE{SEQUENCE{OID 1.3.101.112}, BIT STRING}
 
 TrustedKeys = dict[str, tuple[bytes, str | None]]  # key_id -> (raw Ed25519 public key, revoked_at or None)
-_PRINTABLE = re.compile(r"^[\x21-\x7e]{1,200}$")
+_PRINTABLE = re.compile(r"[\x21-\x7e]{1,200}")  # used with fullmatch
 
 
 def key_id_for(public_key: bytes) -> str:
@@ -93,11 +93,14 @@ def read_public_key_file(path: Path | str) -> tuple[str, bytes]:
 
     Raises InvalidInput when the file is missing, unreadable or not an Ed25519 public key.
     """
+    from ..files import read_regular
+
     try:
-        text = Path(path).read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not ASCII text"
-        raise InvalidInput(f"{path}: cannot read public key ({reason})") from None
+        text = read_regular(path, max_bytes=64 * 1024).decode("ascii")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path}: cannot read public key (not ASCII text)") from None
+    except InvalidInput as exc:
+        raise InvalidInput(f"{path}: cannot read public key ({exc.message.removeprefix(f'{path}: ')})") from None
     raw = parse_public_key(text, what=str(path))
     return key_id_for(raw), raw
 
@@ -124,7 +127,7 @@ def sign_envelope(payload: bytes, payload_type: str, signer) -> dict:
 
 def _show(value) -> str:
     """A value from an untrusted document, safe to put in a one-line message."""
-    return value if isinstance(value, str) and _PRINTABLE.match(value) else repr(value)[:80]
+    return value if isinstance(value, str) and _PRINTABLE.fullmatch(value) else repr(value)[:80]
 
 
 def _b64(value) -> bytes | None:

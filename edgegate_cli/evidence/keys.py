@@ -14,7 +14,12 @@ Formats (contracts; change them only with a new version):
 
 The seed never reaches SQLite, logs, errors or JSON output: only public keys are stored, and every
 seed read is registered with the redactor. Times are ISO-8601 UTC strings as the state database writes them.
-A key is revoked from its `revoked_at` on; a revocation can be moved earlier but never later.
+
+Standing (the trust rule, `bundle_read.KeyStanding`): a *revoked* key is compromised: its signatures all fail,
+unless this home recorded the bundle (`bundle_records`) before the revocation, because the signing time in a
+bundle is the signer's own claim. A revocation can be moved earlier but never later. A *retired* key (what
+`keys rotate` does to the previous key) is not compromised: it signs nothing more, and what it signed before
+its retirement stays valid. A signing time before a key generated here was created is always refused.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ __all__ = ["KeyInfo", "KeyList", "Rotation", "Signer", "env_signer", "export_pub
            "signer_from_seed", "trusted_keys"]
 
 ENV_VAR = SIGNING_KEY_ENV
-KEY_ID_RE = re.compile(r"^eg-[0-9a-f]{16}$")
+KEY_ID_RE = re.compile(r"eg-[0-9a-f]{16}")  # used with fullmatch: no trailing line feed slips through
 SEED_BYTES = 32
 EXPORT_FORMATS = ("pem", "base64")
 DEFAULT_EXPORT_FORMAT = "pem"
@@ -56,7 +61,8 @@ class KeyInfo(BaseModel):
     key_id: str
     public_key: str  # base64 of the raw 32-byte Ed25519 public key
     created_at: str
-    revoked_at: str | None = None
+    revoked_at: str | None = None  # compromised from then on
+    retired_at: str | None = None  # rotated out then (what it signed before stays valid)
     source: str  # "generated" (a key file in this home) or "env" (EDGEGATE_SIGNING_KEY)
     private_key_file: str | None = None  # path of the seed file, when this home holds one
 
@@ -68,7 +74,7 @@ class KeyList(BaseModel):
 
 class Rotation(BaseModel):
     new_key: KeyInfo
-    revoked_key: KeyInfo | None
+    retired_key: KeyInfo | None
 
 
 class Signer:
@@ -129,7 +135,7 @@ def _key_file(ws: Workspace, key_id: str) -> Path:
 def _info(row: dict, ws: Workspace) -> KeyInfo:
     path = _key_file(ws, row["key_id"])
     return KeyInfo(key_id=row["key_id"], public_key=row["public_key"], created_at=row["created_at"],
-                   revoked_at=row["revoked_at"], source=row["source"] or "generated",
+                   revoked_at=row["revoked_at"], retired_at=row.get("retired_at"), source=row["source"] or "generated",
                    private_key_file=str(path) if path.is_file() else None)
 
 
@@ -138,8 +144,9 @@ def _row(ws: Workspace, key_id: str) -> dict | None:
     return rows[0] if rows else None
 
 
-def _is_revoked(revoked_at: str | None, at: datetime) -> bool:
-    return revoked_at is not None and parse_utc(revoked_at, what="revoked_at") <= at
+def _is_revoked(revoked_at: str | None, at: datetime, retired_at: str | None = None) -> bool:
+    """Can the key no longer sign at `at` (revoked, or retired, by then)?"""
+    return any(t is not None and parse_utc(t, what="revoked_at") <= at for t in (revoked_at, retired_at))
 
 
 def _write_seed_file(path: Path, seed: bytes) -> None:
@@ -186,7 +193,7 @@ def _env_info(ws: Workspace, signer: Signer) -> KeyInfo:
 
 def _newest_usable_file_key(ws: Workspace, now: datetime) -> dict | None:
     for row in ws.db["signing_keys"].rows_where(order_by="created_at desc, key_id desc"):
-        if not _is_revoked(row["revoked_at"], now) and _key_file(ws, row["key_id"]).is_file():
+        if not _is_revoked(row["revoked_at"], now, row.get("retired_at")) and _key_file(ws, row["key_id"]).is_file():
             return row
     return None
 
@@ -204,13 +211,14 @@ def list_keys(ws: Workspace) -> KeyList:
         if not any(k.key_id == env.key_id for k in keys):
             keys.append(_env_info(ws, env))
         active = next(k for k in keys if k.key_id == env.key_id)
-        return KeyList(keys=keys, active=None if _is_revoked(active.revoked_at, now) else env.key_id)
+        return KeyList(keys=keys, active=None if _is_revoked(active.revoked_at, now, active.retired_at)
+                       else env.key_id)
     newest = _newest_usable_file_key(ws, now)
     return KeyList(keys=keys, active=newest["key_id"] if newest else None)
 
 
 def _require_key_id(key_id: str) -> None:
-    if not KEY_ID_RE.match(key_id or ""):
+    if not isinstance(key_id, str) or not KEY_ID_RE.fullmatch(key_id):
         raise InvalidInput(f"{key_id!r} is not a key id (expected eg- and 16 lowercase hex digits)",
                            hint="run `edgegate keys list` to see the key ids of this home")
 
@@ -228,14 +236,22 @@ def get_key(ws: Workspace, key_id: str) -> KeyInfo:
                    hint="run `edgegate keys list` to see the key ids of this home")
 
 
-def export_public_key(ws: Workspace, key_id: str, fmt: str = DEFAULT_EXPORT_FORMAT) -> str:
-    """The public key of `key_id` as text: `pem` (SPKI PEM, default) or `base64` (raw 32 bytes).
+def active_key_id(ws: Workspace) -> str:
+    """The id of the key that would sign now; InvalidInput when there is none."""
+    active = list_keys(ws).active
+    if active is None:
+        raise InvalidInput("no active signing key in this home to export", hint=_GENERATE_HINT)
+    return active
 
-    Raises InvalidInput for an unknown format, NotFound for an unknown key.
+
+def export_public_key(ws: Workspace, key_id: str | None, fmt: str = DEFAULT_EXPORT_FORMAT) -> str:
+    """The public key of `key_id` (default: the active key) as text: `pem` (SPKI PEM, default) or `base64`.
+
+    Raises InvalidInput for an unknown format or no active key, NotFound for an unknown key.
     """
     if fmt not in EXPORT_FORMATS:
         raise InvalidInput(f"--format is {fmt!r}, expected one of: {', '.join(EXPORT_FORMATS)}")
-    info = get_key(ws, key_id)
+    info = get_key(ws, key_id or active_key_id(ws))
     if fmt == "base64":
         return info.public_key + "\n"
     return public_key_pem(base64.b64decode(info.public_key))
@@ -261,17 +277,21 @@ def revoke_key(ws: Workspace, key_id: str, at: str | None = None) -> KeyInfo:
 
 
 def rotate_key(ws: Workspace) -> Rotation:
-    """Generate a new key and revoke the previously active key file's key as of now.
-
-    Bundles signed by the old key before now keep verifying. Returns both keys' KeyInfo
-    (`revoked_key` is None when there was no active key file).
+    """Generate a new key and retire the previously active key file's key as of now (retired, not revoked:
+    it was not compromised, so what it signed before now keeps verifying). Returns both keys' KeyInfo
+    (`retired_key` is None when there was no active key file).
     """
     previous = _newest_usable_file_key(ws, ws.ctx.clock.now())
     new_key = generate_key(ws)
-    revoked = revoke_key(ws, previous["key_id"]) if previous else None
+    retired = None
+    if previous:
+        with ws.db.conn:
+            ws.db.execute("UPDATE signing_keys SET retired_at = ? WHERE key_id = ? AND retired_at IS NULL",
+                          [ws.db.now(), previous["key_id"]])
+        retired = get_key(ws, previous["key_id"])
     record_audit(ws.db, "keys rotate", "key_rotated",
-                 {"new_key_id": new_key.key_id, "revoked_key_id": revoked.key_id if revoked else None})
-    return Rotation(new_key=new_key, revoked_key=revoked)
+                 {"new_key_id": new_key.key_id, "retired_key_id": retired.key_id if retired else None})
+    return Rotation(new_key=new_key, retired_key=retired)
 
 
 def _record_env_key(ws: Workspace, info: KeyInfo, command: str) -> None:
@@ -311,8 +331,10 @@ def load_signing_key(ws: Workspace, key_id: str | None = None) -> Signer:
         row = _row(ws, env.key_id)
         if row is None:
             _record_env_key(ws, _env_info(ws, env), "sign")
-        elif _is_revoked(row["revoked_at"], now):
-            raise InvalidInput(f"{ENV_VAR} holds key {env.key_id}, revoked at {row['revoked_at']}",
+        elif _is_revoked(row["revoked_at"], now, row.get("retired_at")):
+            raise InvalidInput(f"{ENV_VAR} holds key {env.key_id}, "
+                               + (f"revoked at {row['revoked_at']}" if row["revoked_at"] else
+                                  f"retired at {row['retired_at']}"),
                                hint="put a current key in EDGEGATE_SIGNING_KEY, or unset it")
         return env
     if key_id is None:
@@ -321,9 +343,9 @@ def load_signing_key(ws: Workspace, key_id: str | None = None) -> Signer:
             raise InvalidInput("no signing key: this home has no non-revoked key file", hint=_GENERATE_HINT)
         key_id = row["key_id"]
     info = get_key(ws, key_id)
-    if _is_revoked(info.revoked_at, now):
-        raise InvalidInput(f"signing key {key_id} was revoked at {info.revoked_at}",
-                           hint="run `edgegate keys rotate` to make a new key")
+    if _is_revoked(info.revoked_at, now, info.retired_at):
+        state = f"revoked at {info.revoked_at}" if info.revoked_at else f"retired at {info.retired_at}"
+        raise InvalidInput(f"signing key {key_id} was {state}", hint="run `edgegate keys rotate` to make a new key")
     if info.private_key_file is None:
         raise InvalidInput(f"{_key_file(ws, key_id)}: no private key file for {key_id} in this home",
                            hint=_GENERATE_HINT)
@@ -334,3 +356,4 @@ def trusted_keys(ws: Workspace) -> dict[str, tuple[bytes, str | None]]:
     """Every public key this home knows, as {key_id: (raw public key, revoked_at or None)} for dsse.verify_envelope."""
     return {row["key_id"]: (base64.b64decode(row["public_key"]), row["revoked_at"])
             for row in ws.db["signing_keys"].rows}
+

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InvalidInput, VerificationFailed
+from ..files import kind_of, stat_path
 
 MIB = 1 << 20
 MAX_ENTRIES = 1000
@@ -54,6 +55,7 @@ class Bundle:
     path: Path
     files: dict[str, bytes]  # every entry read into memory, in zip order (all, unless contents=False)
     digests: dict[str, str] | None = None  # every entry's sha256 hex, computed while reading
+    bad_crc: tuple[str, ...] = ()  # hash-only entries whose CRC-32 is wrong (`crc_problem` reports them)
 
 
 def unsafe_name_reason(name: str) -> str | None:
@@ -111,6 +113,8 @@ def _entry_problem(info: zipfile.ZipInfo, max_entry_bytes: int, max_ratio: int) 
         return f"is not a regular file (mode {info.external_attr >> 16:06o})"
     if info.flag_bits & 0x1:
         return "is encrypted"
+    if info.extract_version > zipfile.MAX_EXTRACT_VERSION:
+        return f"needs zip version {info.extract_version / 10:.1f} to extract (at most 6.3 is read)"
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         return f"uses compression method {info.compress_type} (only stored and deflate are accepted)"
     if info.file_size > max_entry_bytes:
@@ -155,16 +159,16 @@ def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, keep: bo
                 h.update(chunk)
                 if keep:
                     chunks.append(chunk)
-    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
         raise VerificationFailed(f"{where}: entry {info.filename!r} is corrupt ({exc})") from None
     return h.hexdigest(), b"".join(chunks) if keep else None
 
 
 def _read_stored(fp, info: zipfile.ZipInfo, where: str, keep: bool, buf: bytearray) -> tuple[str, bytes | None]:
     """(sha256 hex, bytes or None) of a stored entry, read straight from the file after checking its
-    local header. Kept bytes are CRC-32 checked; hash-only reads are not (sha256 supersedes CRC-32:
-    verify compares every listed entry's sha256 and rejects unlisted ones), so verifying costs one
-    pass of hashing over the file and no more."""
+    local header. Kept bytes are CRC-32 checked at once; for hash-only reads the CRC-32 is computed too and
+    a mismatch returned as False in place of the bytes (verify first names the file whose sha256 changed,
+    then refuses a wrong CRC-32 even where the data is intact: see `crc_problem`)."""
     name = info.filename
     fp.seek(info.header_offset)
     header = fp.read(_LOCAL_HEADER.size)
@@ -182,14 +186,15 @@ def _read_stored(fp, info: zipfile.ZipInfo, where: str, keep: bool, buf: bytearr
         if zlib.crc32(data) != info.CRC:
             raise VerificationFailed(f"{where}: entry {name!r} is corrupt (Bad CRC-32 for file {name!r})")
         return hashlib.sha256(data).hexdigest(), data
-    h, view, left = hashlib.sha256(), memoryview(buf), info.file_size
+    h, view, left, crc = hashlib.sha256(), memoryview(buf), info.file_size, 0
     while left:
         n = fp.readinto(view[:min(left, len(buf))])
         if not n:
             raise VerificationFailed(f"{where}: entry {name!r} is truncated")
         h.update(view[:n])
+        crc = zlib.crc32(view[:n], crc)
         left -= n
-    return h.hexdigest(), None
+    return h.hexdigest(), None if crc == info.CRC else False
 
 
 def open_bundle(path: Path | str, *, contents: bool = True, max_entries: int = MAX_ENTRIES,
@@ -207,8 +212,11 @@ def open_bundle(path: Path | str, *, contents: bool = True, max_entries: int = M
     """
     path = Path(path)
     where = str(path)
-    if not path.is_file():
-        raise InvalidInput(f"{where}: {'is a directory, not a bundle file' if path.is_dir() else 'no such file'}")
+    st = stat_path(path)
+    if st is None:
+        raise InvalidInput(f"{where}: no such file")
+    if not stat.S_ISREG(st.st_mode):
+        raise InvalidInput(f"{where}: is {kind_of(st.st_mode)}, not a bundle file")
     try:
         with open(path, "rb") as fp:
             entries, cd_size = _zip_counts(fp, os.fstat(fp.fileno()).st_size, where)
@@ -222,6 +230,8 @@ def open_bundle(path: Path | str, *, contents: bool = True, max_entries: int = M
                 zf = zipfile.ZipFile(fp)
             except (zipfile.BadZipFile, EOFError) as exc:
                 raise VerificationFailed(f"{where}: corrupt zip ({exc})") from None
+            except NotImplementedError as exc:  # "zip file version 14.8": a version zipfile cannot read
+                raise VerificationFailed(f"{where}: unsupported zip ({exc})") from None
             with zf:
                 infos = zf.infolist()
                 if len(infos) > max_entries:
@@ -234,7 +244,7 @@ def open_bundle(path: Path | str, *, contents: bool = True, max_entries: int = M
 
 
 def _read_all(fp, zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], where: str, contents: bool) -> Bundle:
-    files, digests, buf = {}, {}, bytearray(MIB)
+    files, digests, buf, bad_crc = {}, {}, bytearray(MIB), []
     for info in infos:
         keep = contents or info.filename in (SUMMARY, ENVELOPE)
         if info.compress_type == zipfile.ZIP_STORED:
@@ -242,9 +252,19 @@ def _read_all(fp, zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], where: str,
         else:
             digest, data = _read_entry(zf, info, where, keep)
         digests[info.filename] = digest
-        if keep:
+        if data is False:
+            bad_crc.append(info.filename)
+        elif keep:
             files[info.filename] = data
-    return Bundle(path=Path(where), files=files, digests=digests)
+    return Bundle(path=Path(where), files=files, digests=digests, bad_crc=tuple(bad_crc))
+
+
+def crc_problem(bundle: Bundle) -> VerificationFailed | None:
+    """The error for the first entry whose CRC-32 was wrong (hash-only reads), or None."""
+    if not bundle.bad_crc:
+        return None
+    name = bundle.bad_crc[0]
+    return VerificationFailed(f"{bundle.path}: entry {name!r} is corrupt (Bad CRC-32 for file {name!r})")
 
 
 def write_deterministic_zip(path: Path | str, files: dict[str, bytes], *,

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from ..canonical import canonical_json
 from ..errors import InvalidInput, NotFound
+from ..files import is_regular_file
 from ..spec.pipeline import Pipeline
 from ..store.runs import get_run
 from ..store.state import record_audit
@@ -73,14 +74,13 @@ def _check_foreign(run: dict, pipeline: Pipeline, device: str, where: str, allow
 def _from_bundle(ws: Workspace, path: str, device: str, where: str) -> tuple[BaselineEvidence, dict]:
     """Verify the bundle, then read its raw payloads and mapping into the CAS (so re-evaluation finds them)."""
     from ..errors import VerificationFailed
-    from ..evidence.bundle_read import verify_bundle
-    from ..evidence.keys import trusted_keys
-    from ..evidence.zip_safety import open_bundle
+    from ..evidence.bundle_trust import bundle_trust
+    from ..evidence.verify import verify_bundle_file
     from ..store.artifacts import store_bytes
     from .bundle_reevaluation import verdict_inputs
 
     try:
-        verified = verify_bundle(open_bundle(path), trusted_keys(ws))
+        verified = verify_bundle_file(path, bundle_trust(ws))
         payloads_by_device, mapping, *_ = verdict_inputs(verified)
     except (VerificationFailed, InvalidInput) as err:
         raise InvalidInput(f"{where}: baseline bundle {path} failed verification: {err.message}",
@@ -110,7 +110,7 @@ def _resolve_one(ws: Workspace, pipeline: Pipeline, spec: str, device: str, wher
             why = f"no passed run of pipeline {pipeline.name} on {device} yet"
             return BaselineEvidence(source=LAST_PASSED, missing=why), {"source": LAST_PASSED, "missing": why}
         return _from_run(ws, run, device, LAST_PASSED)
-    if spec.endswith(".zip") or Path(spec).is_file():
+    if spec.endswith(".zip") or is_regular_file(spec):
         base = Path(pipeline.source).resolve().parent
         path = spec if Path(spec).is_absolute() else str(base / spec)
         return _from_bundle(ws, path, device, where)
@@ -172,15 +172,21 @@ def load_recorded_baselines(ws: Workspace, records: dict[str, dict], *, verify: 
 # --- pins: `gate baseline set | show | clear` --------------------------------------------------------
 
 
-def set_pin(ws: Workspace, pipeline: str, run_id: str, device: str | None = None) -> list[BaselinePin]:
+def set_pin(ws: Workspace, pipeline: str, run_id: str, device: str | None = None, *,
+            force: bool = False) -> list[BaselinePin]:
     """Pin run `run_id` as the baseline of `pipeline` on `device` (default: every device it ran on).
 
-    Raises NotFound for an unknown run, InvalidInput when the run is of another pipeline, did not run
-    on `device`, or has no measurement payloads there.
+    Raises NotFound for an unknown run, InvalidInput when the run is of another pipeline, did not pass (unless
+    `force`: a failed or errored run is rarely the yardstick meant), did not run on `device`, or has no
+    measurement payloads there.
     """
     run = get_run(ws.db, run_id)
     if run["pipeline"] != pipeline:
         raise InvalidInput(f"run {run['id']} is a run of pipeline {run['pipeline']!r}, not {pipeline!r}")
+    if run["status"] != "passed" and not force:
+        status = run["status"] + (f" ({run['error_code']})" if run["error_code"] else "")
+        raise InvalidInput(f"run {run['id']} did not pass (it is {status}); a baseline is normally a passed run",
+                           hint="pass --force to pin it anyway")
     devices = [device] if device else json.loads(run["devices_json"] or "[]")
     for d in devices:
         if not run["mapping_sha256"] or not _payload_rows(ws, run["id"], d):

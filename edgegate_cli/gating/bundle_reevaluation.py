@@ -15,9 +15,9 @@ from pydantic import BaseModel
 
 from ..errors import VerificationFailed
 from ..evidence.bundle_layout import baseline_file
-from ..evidence.bundle_read import VerifiedBundle, verify_bundle
+from ..evidence.bundle_read import BundleTrust, VerifiedBundle
 from ..evidence.dsse import TrustedKeys
-from ..evidence.zip_safety import open_bundle
+from ..evidence.verify import verify_bundle_file
 
 
 class BundleCheck(BaseModel):
@@ -101,7 +101,7 @@ def _baselines(verified: VerifiedBundle) -> dict | None:
     return out
 
 
-def check_bundle(path: Path | str, trusted: TrustedKeys) -> BundleCheck:
+def check_bundle(path: Path | str, trusted: TrustedKeys | BundleTrust) -> BundleCheck:
     """Verify a bundle, then recompute its verdict from its own evidence and compare with the signed one.
 
     Returns the BundleCheck (`agrees` False names each gate whose status differs). Raises InvalidInput
@@ -110,7 +110,7 @@ def check_bundle(path: Path | str, trusted: TrustedKeys) -> BundleCheck:
     """
     from ..gating.evaluate import verdict_from_payloads
 
-    verified = verify_bundle(open_bundle(path), trusted)
+    verified = verify_bundle_file(path, trusted)
     predicate = verified.statement["predicate"]
     metrics, evaluation = verdict_from_payloads(*verdict_inputs(verified), baselines=_baselines(verified))
     signed = {(g["gate"], g["device"]): g["status"] for g in predicate.get("gates") or []}

@@ -88,6 +88,7 @@ def parse_genie_profile(path: Path | str) -> GenieEvidence:
     `missing field $.components[0].events[1].time-to-first-token`, a non-numeric or negative value,
     an unknown unit, or no GenieDialog_query event at all.
     """
+    from ..files import read_regular
     from ..spec.schemas import parse_file
 
     src = str(path)
@@ -116,7 +117,7 @@ def parse_genie_profile(path: Path | str) -> GenieEvidence:
     payload = {"format": PAYLOAD_FORMAT, "artifact_type": kind, "init_time_us": init_us,
                "queries": [q.model_dump() for q in queries]}
     return GenieEvidence(
-        source=src, sha256="sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest(), queries=queries,
+        source=src, sha256="sha256:" + hashlib.sha256(read_regular(path)).hexdigest(), queries=queries,
         ttft_ms=statistics.median(q.ttft_us for q in queries) / 1000.0,
         tps=statistics.median(q.tps for q in queries), prompt_tps=statistics.median(q.prompt_tps for q in queries),
         init_time_us=init_us, payload=payload)
@@ -154,7 +155,10 @@ def _quantity(event: dict, field: str, kind: str, at: str, src: str) -> float | 
         if part not in item:
             raise InvalidInput(f"{src}: missing field {where}.{part}", path=src, field=f"{where}.{part}", hint=_HINT)
     value, unit = item["value"], item["unit"]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+    if not isinstance(unit, str):
+        raise InvalidInput(f"{src}: {where}.unit: {unit!r} is not a unit name (a string)", path=src, hint=_HINT)
+    if isinstance(value, bool) or not isinstance(value, int | float) or abs(value) > 1e300 \
+            or not math.isfinite(value) or value < 0:
         raise InvalidInput(f"{src}: {where}.value: {value!r} is not a finite number >= 0", path=src, hint=_HINT)
     if kind == "count":
         if not float(value).is_integer():

@@ -104,8 +104,8 @@ def _regex(expected: dict, text: str, timeout_s: float) -> CaseScore:
     pattern = expected["pattern"]
     try:
         re.compile(pattern)
-    except re.error as exc:
-        raise InvalidInput(f"invalid regex {pattern!r}: {exc}") from None
+    except (re.error, OverflowError, RecursionError) as exc:  # a{4294967296}; 1,000 nested groups
+        raise InvalidInput(f"invalid regex {_show(pattern, 60)}: {str(exc) or type(exc).__name__}") from None
     status, match = regex_search(pattern, _stripped(expected, text), timeout_s)
     if status == "timeout":
         return CaseScore(score=0.0, passed=False, detail=f"pattern {_show(pattern, 60)} did not finish on "

@@ -52,6 +52,7 @@ class _RunJob:
     backend: object
     info: object  # spec.model_info.ModelInfo
     pack: object | None  # the PromptPack of a GenAI run
+    feeds: dict | None  # what each model input is fed (preflight's plan), None for GenAI
     device_evidence: list
     tmp: Path
     progress: Progress
@@ -93,17 +94,17 @@ def execute_run(ws: Workspace, request: RunRequest, progress: Progress) -> RunOu
 
     started = time.monotonic()
     pipeline = request.pipeline
-    backend, info, pack = check_inputs(pipeline, ws)
+    backend, info, pack, feeds = check_inputs(pipeline, ws)
     device_evidence = parse_evidence(list(request.evidence), pipeline.devices, pipeline.source)
     run_id = create_run(ws.db, pipeline=pipeline.name, pipeline_path=pipeline.source,
                         pipeline_sha256=pipeline.sha256, backend=pipeline.backend, devices=pipeline.devices,
                         policy=pipeline.run_policy.model_dump(), gates=[g.model_dump() for g in pipeline.gates],
-                        wait=request.wait)
+                        wait=request.wait, on_wait=progress)
     progress(f"run {run_id} started")
     try:
         with Heartbeat(ws.db, run_id), tempfile.TemporaryDirectory(prefix="edgegate-run-") as tmp:
             return _execute(_RunJob(ws=ws, request=request, run_id=run_id, backend=backend, info=info, pack=pack,
-                                    device_evidence=device_evidence, tmp=Path(tmp), progress=progress,
+                                    feeds=feeds, device_evidence=device_evidence, tmp=Path(tmp), progress=progress,
                                     started=started))
     except EdgeGateError as err:
         transition(ws.db, run_id, Verdict.ERROR, err.code, {"error_code": err.code, "error_detail": err.message,
@@ -158,7 +159,7 @@ def _execute(job: _RunJob) -> RunOutcome:
     check_required_metrics(pipeline, mapping, pipeline.backend)
     baselines = _resolve_baselines(job)
     model_sha, model_desc = ingest_model(ws, info)
-    inputs_path, inputs = model_inputs(ws, pipeline, info, pack, job.tmp)
+    inputs_path, inputs = model_inputs(ws, pipeline, info, pack, job.tmp, job.feeds)
     inputs_sha = inputs["sha256"]
     for digest in {model_sha, inputs_sha, mapping_sha, caps_sha, *model_desc["files"].values()}:
         add_ref(ws.db, digest, "run", run_id)

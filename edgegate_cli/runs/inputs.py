@@ -25,22 +25,42 @@ def ingest_model(ws: Workspace, info) -> tuple[str, dict]:
                     "files": files}
 
 
-def _prepare_inputs(pipeline: Pipeline, info, tmp: Path) -> tuple[str, str]:
-    from ..spec.inputs import check_dataset, generate_inputs
+def plan_feeds(pipeline: Pipeline, info) -> dict | None:
+    """What the model will be fed, decided and checked before the run exists (preflight): a dataset's arrays
+    (names, shapes, dtypes, sizes against the model's inputs) or generated inputs (shapes with every dynamic
+    dimension resolved, constants and ranges that fit their dtypes). None for a GenAI model (its PromptPack).
+    The reference outputs' declared sizes are checked too. Raises InvalidInput / LimitExceeded."""
+    from ..spec.datasets import check_dataset, read_npz_headers
+    from ..spec.inputs import plan_inputs
 
-    if pipeline.model.dataset:
-        return pipeline.model.dataset, check_dataset(info.inputs, pipeline.model.dataset, pipeline.source)
-    path = tmp / "inputs.npz"
-    return str(path), generate_inputs(info.inputs, pipeline.model.input_specs, pipeline.run_policy.seed,
-                                      path, pipeline.source)
+    if info.form == "genai":
+        return None
+    model = pipeline.model
+    if model.reference_outputs:
+        read_npz_headers(model.reference_outputs, f"{pipeline.source}: $.model.reference_outputs")
+    if model.dataset:
+        source, tensors = check_dataset(info.inputs, model.dataset, pipeline.source)
+    else:
+        source = f"generated (seed {pipeline.run_policy.seed})"
+        tensors = plan_inputs(info.inputs, model.input_specs, pipeline.source)
+    return {"source": source, "tensors": tensors}
 
 
-def model_inputs(ws: Workspace, pipeline: Pipeline, info, pack, tmp: Path) -> tuple[str | None, dict]:
-    """What the model is fed: an .npz (stored in the CAS), or for GenAI the PromptPack."""
+def model_inputs(ws: Workspace, pipeline: Pipeline, info, pack, tmp: Path,
+                 feeds: dict | None = None) -> tuple[str | None, dict]:
+    """What the model is fed: an .npz (stored in the CAS) described by `feeds` (from `plan_feeds`, which
+    this computes when not given), or for GenAI the PromptPack. The description lists every input's shape,
+    dtype and fill, so the run, `runs show` and the bundle say what was measured."""
+    from ..spec.inputs import generate_inputs
     from ..store.cas import untag
 
     if pack is not None:
         return None, {"source": f"promptpack {pack.pack_id}@{pack.version}", "sha256": untag(pack.sha256)}
-    inputs_path, inputs_desc = _prepare_inputs(pipeline, info, tmp)
-    return inputs_path, {"source": inputs_desc, "sha256": store_file(ws.db, ws.cas, inputs_path, "inputs",
-                                                                     "inputs.npz")}
+    feeds = feeds or plan_feeds(pipeline, info)
+    if pipeline.model.dataset:
+        inputs_path = pipeline.model.dataset
+    else:
+        inputs_path = str(tmp / "inputs.npz")
+        generate_inputs(info.inputs, pipeline.model.input_specs, pipeline.run_policy.seed, Path(inputs_path),
+                        pipeline.source)
+    return inputs_path, {**feeds, "sha256": store_file(ws.db, ws.cas, inputs_path, "inputs", "inputs.npz")}

@@ -7,19 +7,19 @@ be measured on this backend, from the stored capabilities.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..backends.base import Progress
 from ..backends.registry import get_backend
-from ..errors import MissingRequiredMetric
+from ..errors import InvalidInput, MissingRequiredMetric
 from ..spec.pipeline import Pipeline
 from ..store.workspace import Workspace
 
 
 def check_inputs(pipeline: Pipeline, ws: Workspace):
-    """Validate everything a run needs before it exists; return (backend, model info, PromptPack or None)."""
-    from ..errors import InvalidInput
+    """Validate everything a run needs before it exists; return (backend, model info, PromptPack or None,
+    input feeds: what each model input will be fed, see `inputs.plan_feeds`)."""
+    from ..files import require_regular
     from ..spec.validators import validate_model
+    from .inputs import plan_feeds
 
     backend = get_backend(pipeline.backend, ws=ws)
     info = validate_model(pipeline.model.path, pipeline.model.input_specs)
@@ -27,9 +27,26 @@ def check_inputs(pipeline: Pipeline, ws: Workspace):
     backend.check_devices(pipeline.devices, pipeline.source)
     for key in ("dataset", "reference_outputs"):
         value = getattr(pipeline.model, key)
-        if value and not Path(value).is_file():
-            raise InvalidInput(f"{pipeline.source}: $.model.{key}: {value}: no such file")
-    return backend, info, _resolve_pack(ws, pipeline, info)
+        if value:
+            require_regular(value, where=f"{pipeline.source}: $.model.{key}")
+    _check_baseline_paths(pipeline)
+    pack = _resolve_pack(ws, pipeline, info)
+    return backend, info, pack, plan_feeds(pipeline, info)
+
+
+def _check_baseline_paths(pipeline: Pipeline) -> None:
+    """A relative gate's bundle path that the OS refuses (a name too long) or that is not a regular file (a
+    FIFO) is refused before the run exists; a missing one is left to the baseline rules (a pin may win)."""
+    import stat
+
+    from ..files import kind_of, stat_path
+
+    for i, gate in enumerate(pipeline.gates):
+        if gate.baseline and gate.baseline.endswith(".zip"):
+            where = f"{pipeline.source}: $.gates[{i}].baseline"
+            st = stat_path(gate.baseline, where=where)
+            if st is not None and not stat.S_ISREG(st.st_mode):
+                raise InvalidInput(f"{where}: {gate.baseline}: is {kind_of(st.st_mode)}, not a bundle file")
 
 
 def _resolve_pack(ws: Workspace, pipeline: Pipeline, info):

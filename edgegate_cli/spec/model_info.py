@@ -40,8 +40,13 @@ def check_input_specs(onnx_file: Path, inputs: list[TensorSpec], specs: dict | N
         if name not in by_name:
             raise InvalidInput(f"{where}: the model has no input {name!r} (inputs: {', '.join(by_name)})",
                                path=str(onnx_file))
-        want, have = list(spec.get("shape", [])), by_name[name].shape
+        if "shape" not in spec:
+            continue  # a value or range alone: the model's own shape is fed
+        want, have = list(spec["shape"]), by_name[name].shape
         fixed_clash = any(isinstance(h, int) and h > 0 and w != h for w, h in zip(want, have, strict=False))
         if len(want) != len(have) or fixed_clash:
             raise InvalidInput(f"{where}: shape {want} does not fit the model's input shape {have}",
                                path=str(onnx_file))
+        if spec.get("dtype") and spec["dtype"] != by_name[name].dtype:
+            raise InvalidInput(f"{where}: dtype {spec['dtype']} differs from the model's input dtype "
+                               f"{by_name[name].dtype}", path=str(onnx_file))

@@ -112,6 +112,15 @@ def _check_limits(doc: dict, source: str) -> None:
             raise LimitExceeded(f"{source}: {path}: {message}", path=source, field=path)
 
 
+def _refuse_nul_paths(doc: dict, model_override: str | None, source: str) -> None:
+    model = doc.get("model") or {}
+    for where, value in [*((f"$.model.{k}", model.get(k)) for k in ("path", "dataset", "reference_outputs")),
+                         ("$.promptpack.path", (doc.get("promptpack") or {}).get("path")),
+                         ("--model", model_override)]:
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidInput(f"{source}: {where}: a path cannot contain a NUL character", path=source)
+
+
 def load_pipeline(path: Path | str, *, model_override: str | None = None) -> Pipeline:
     """Parse, validate and limit-check a pipeline file; model paths become absolute.
 
@@ -134,6 +143,7 @@ def load_pipeline(path: Path | str, *, model_override: str | None = None) -> Pip
                                    "backend runs on local:cpu (or local:<execution provider>)", path=source)
     base = path.resolve().parent
     model = dict(doc.get("model") or {})
+    _refuse_nul_paths(doc, model_override, source)
     if model_override:
         model["path"] = str(Path(model_override).resolve())
     for key in ("path", "dataset", "reference_outputs"):

@@ -94,6 +94,7 @@ def load_pack(path: Path | str) -> dict:
     source = str(path)
     doc = parse_file(path)
     _check_temperature(doc, source)  # before the schema, whose `const` rule would not say why
+    _precheck_regexes(doc, source)
     validate(doc, "promptpack", source)
     check_pack(doc, source)
     try:
@@ -136,12 +137,64 @@ def check_pack(doc: dict, source: str) -> None:
         _check_expected(case["expected"], cid, f"{where}.expected", source)
 
 
+MAX_REGEX_GROUP_DEPTH = 50  # re's parser recurses per group: deep nesting fails (or not) with the stack depth
+
+
+def _group_depth(pattern: str) -> int:
+    """The deepest nesting of parentheses outside character classes (escapes skipped)."""
+    depth = deepest = 0
+    escaped = in_class = False
+    for c in pattern:
+        if escaped:
+            escaped = False
+        elif c == "\\":
+            escaped = True
+        elif in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c == ")":
+            depth = max(depth - 1, 0)
+    return deepest
+
+
+def _check_regex(pattern, where: str, source: str, *, syntax: bool = True) -> None:
+    """Compile a check's regex; InvalidInput for one re refuses (including a{4294967296}, whose count overflows,
+    and a thousand nested groups, which exhaust the parser's recursion)."""
+    if not isinstance(pattern, str):
+        return  # the schema names the type
+    if _group_depth(pattern) > MAX_REGEX_GROUP_DEPTH:
+        raise InvalidInput(f"{where} has an invalid regex: groups nested more than {MAX_REGEX_GROUP_DEPTH} deep",
+                           path=source)
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        if syntax:  # before the schema (syntax=False), its `format: regex` names it (rule: format)
+            raise InvalidInput(f"{where} has an invalid regex: {exc}", path=source) from None
+    except OverflowError as exc:
+        raise InvalidInput(f"{where} has an invalid regex: {exc}", path=source) from None
+    except RecursionError:
+        raise InvalidInput(f"{where} has an invalid regex: nested too deeply", path=source) from None
+
+
+def _precheck_regexes(doc, source: str) -> None:
+    """Before the schema (whose `format: regex` check would crash on the same patterns), compile every
+    regex check's pattern, naming its JSON path."""
+    cases = doc.get("cases") if isinstance(doc, dict) else None
+    for i, case in enumerate(cases if isinstance(cases, list) else []):
+        expected = case.get("expected") if isinstance(case, dict) else None
+        if isinstance(expected, dict) and expected.get("type") == "regex":
+            cid = case.get("case_id")
+            _check_regex(expected.get("pattern"), f"{source}: $.cases[{i}].expected.pattern: case {cid!r}", source,
+                         syntax=False)
+
+
 def _check_expected(expected: dict, cid: str, where: str, source: str) -> None:
     if expected["type"] == "regex":
-        try:
-            re.compile(expected["pattern"])
-        except re.error as exc:
-            raise InvalidInput(f"{where}.pattern: case {cid!r} has an invalid regex: {exc}", path=source) from None
+        _check_regex(expected["pattern"], f"{where}.pattern: case {cid!r}", source)
     elif expected["type"] == "json_schema":
         from jsonschema.exceptions import SchemaError
         from jsonschema.validators import validator_for

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from ..errors import InvalidInput, NotFound, PackVersionExists
+from ..files import is_regular_file
 from .promptpack_format import (
     DEFAULT_MAX_NEW_TOKENS,
     PackInfo,
@@ -183,6 +184,7 @@ def write_export(ws, ref: str, out: Path | str) -> ExportResult:
 class CaseChange(BaseModel):
     case_id: str
     fields: list[str]  # the case's keys whose values differ
+    values: dict[str, dict] = {}  # field -> {"a": old value, "b": new value} (absent: None)
 
 
 class PackDiff(BaseModel):
@@ -197,15 +199,19 @@ class PackDiff(BaseModel):
     order_changed: bool  # the common cases appear in another order
     defaults_changed: dict[str, dict]  # {"max_new_tokens": {"a": 128, "b": 64}}, effective values
     fields_changed: list[str]  # other top-level fields: promptpack_id, version, description
+    field_values: dict[str, dict] = {}  # those fields -> {"a": old, "b": new}
 
 
 def diff_packs(a: dict, b: dict, a_label: str = "a", b_label: str = "b") -> PackDiff:
     """What changed from pack document `a` to `b`: cases added, removed and changed (by case_id),
     effective defaults, other top-level fields."""
     ca, cb = {c["case_id"]: c for c in a["cases"]}, {c["case_id"]: c for c in b["cases"]}
-    changed = [CaseChange(case_id=cid, fields=sorted(k for k in set(ca[cid]) | set(case)
-                                                     if ca[cid].get(k) != case.get(k)))
-               for cid, case in cb.items() if cid in ca and ca[cid] != case]
+    changed = []
+    for cid, case in cb.items():
+        if cid in ca and ca[cid] != case:
+            fields = sorted(k for k in set(ca[cid]) | set(case) if ca[cid].get(k) != case.get(k))
+            changed.append(CaseChange(case_id=cid, fields=fields,
+                                      values={k: {"a": ca[cid].get(k), "b": case.get(k)} for k in fields}))
     common_a = [c for c in ca if c in cb]
     common_b = [c for c in cb if c in ca]
     effective = {"max_new_tokens": DEFAULT_MAX_NEW_TOKENS, "temperature": 0}
@@ -217,13 +223,14 @@ def diff_packs(a: dict, b: dict, a_label: str = "a", b_label: str = "b") -> Pack
         order_changed=common_a != common_b,
         defaults_changed={k: {"a": da.get(k), "b": db_.get(k)} for k in sorted(set(da) | set(db_))
                           if da.get(k) != db_.get(k)},
-        fields_changed=sorted(k for k in (set(a) | set(b)) - {"cases", "defaults"} if a.get(k) != b.get(k)))
+        fields_changed=(top := sorted(k for k in (set(a) | set(b)) - {"cases", "defaults"} if a.get(k) != b.get(k))),
+        field_values={k: {"a": a.get(k), "b": b.get(k)} for k in top})
 
 
 def load_pack_ref(arg: str, open_ws) -> tuple[str, dict]:
     """(label, canonical document) for `arg`: an existing file is loaded with load_pack (a file wins
     over a ref of the same name); otherwise `ID[@VERSION]` is looked up in `open_ws()`'s home."""
-    if Path(arg).is_file():
+    if is_regular_file(arg):
         return arg, load_pack(arg)
     pack = get_pack(open_ws(), arg)
     return f"{pack.pack_id}@{pack.version}", pack.document

@@ -6,6 +6,7 @@ naming the file and what to do. ONNX graph checks live in `onnx_checks.py`.
 
 from __future__ import annotations
 
+import stat
 import zipfile
 from pathlib import Path
 
@@ -25,9 +26,14 @@ def validate_model(path: Path | str, input_specs: dict | None = None, *,
     Returns a ModelInfo. Raises InvalidInput (missing, unsupported, malformed) or LimitExceeded (size),
     the size being checked before anything is parsed.
     """
+    from ..files import kind_of, stat_path
+
     p = Path(path)
-    if not p.exists():
+    st = stat_path(p)
+    if st is None:
         raise InvalidInput(f"{p}: no such file or directory", path=str(p))
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        raise InvalidInput(f"{p}: is {kind_of(st.st_mode)}; a model is a regular file or a directory", path=str(p))
     form = _detect_form(p)
     files = _list_files(p)
     total = sum((p / f).stat().st_size for f in files) if p.is_dir() else p.stat().st_size
@@ -73,10 +79,26 @@ def _detect_form(p: Path) -> Form:
 
 
 def _list_files(p: Path) -> list[str]:
-    """Every file under a directory (sorted, relative), or the file's own name."""
+    """Every file under a directory (sorted, relative), or the file's own name. Anything but regular files
+    and directories (a FIFO would block the reader forever) is refused."""
+    from ..files import kind_of
+
     if not p.is_dir():
         return [p.name]
-    return sorted(f.relative_to(p).as_posix() for f in p.rglob("*") if not f.is_dir())
+    files = []
+    try:
+        for f in p.rglob("*"):
+            mode = f.stat().st_mode
+            if stat.S_ISDIR(mode):
+                continue
+            if not stat.S_ISREG(mode):
+                raise InvalidInput(f"{f}: is {kind_of(mode)}; a model directory holds only regular files", path=str(f))
+            files.append(f.relative_to(p).as_posix())
+    except OSError as exc:
+        from ..files import path_error
+
+        raise path_error(p, exc) from None
+    return sorted(files)
 
 
 def _check_torchscript(p: Path) -> None:
@@ -113,5 +135,9 @@ def _specs_to_tensors(p: Path, specs: dict | None, *, required: bool) -> list[Te
                                "model.input_specs to the pipeline, e.g. "
                                "input_specs: {x: {shape: [1, 3, 224, 224], dtype: float32}}", path=str(p))
         return []
+    for name, spec in specs.items():
+        if "shape" not in spec:
+            raise InvalidInput(f"{p}: model.input_specs.{name}: no shape; this model form does not record its input "
+                               "shapes, so every input needs one", path=str(p))
     return [TensorSpec(name=name, shape=list(spec["shape"]), dtype=spec.get("dtype") or "float32")
             for name, spec in specs.items()]

@@ -10,7 +10,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import HomeUnusable
+
 HOME_DIRNAME = ".edgegate"
+SOURCE_TEXT = {"--home": "--home", "EDGEGATE_HOME": "EDGEGATE_HOME", ".edgegate": ".edgegate/ above the current "
+               "directory", "user-data-dir": "the per-user data directory"}
 
 
 @dataclass(frozen=True)
@@ -30,11 +34,38 @@ class Home:
     def keys_path(self) -> Path:
         return self.path / "keys"
 
+    @property
+    def exists(self) -> bool:
+        return self.db_path.is_file()
+
+    def check_usable(self) -> None:
+        """Raise HomeUnusable when the path cannot be a home (a file, an unreadable directory, a name too long)."""
+        try:
+            if self.path.exists() and not self.path.is_dir():
+                raise HomeUnusable(f"{self.path}: is a file, not a home directory (from {SOURCE_TEXT[self.source]})",
+                                   hint="point --home (or EDGEGATE_HOME) at a directory")
+        except OSError as exc:
+            raise HomeUnusable(f"{self.path}: cannot be used as a home ({exc.strerror or exc})") from None
+
+    @property
+    def writable(self) -> bool:
+        """Can this process write the home (its directory, and its state database if there is one)?"""
+        return os.access(self.path, os.W_OK) and (not self.db_path.exists() or os.access(self.db_path, os.W_OK))
+
     def ensure(self) -> Home:
-        """Create the home's directories (idempotent) and return self."""
-        for p in (self.path, self.cas_path, self.keys_path):
-            p.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.keys_path, 0o700)
+        """Create the home's missing directories and return self. Nothing is touched that exists already, so a
+        read-only home stays readable; keys/ is created mode 0700. Raises HomeUnusable when it cannot be created."""
+        self.check_usable()
+        try:
+            for p in (self.path, self.cas_path):
+                if not p.is_dir():
+                    p.mkdir(parents=True, exist_ok=True)
+            if not self.keys_path.is_dir():
+                self.keys_path.mkdir(mode=0o700, exist_ok=True)
+                os.chmod(self.keys_path, 0o700)  # mkdir's mode is filtered by the umask
+        except OSError as exc:
+            raise HomeUnusable(f"{self.path}: cannot create the home here ({exc.strerror or exc})",
+                               hint="point --home (or EDGEGATE_HOME) at a writable directory") from None
         return self
 
 
@@ -62,6 +93,28 @@ def resolve_home(explicit: str | os.PathLike | None = None, cwd: Path | None = N
     return Home(Path(platformdirs.user_data_dir("edgegate", appauthor=False)), "user-data-dir")
 
 
-def init_home(directory: Path | None = None) -> Home:
-    """Create `.edgegate/` in `directory` (default: the current directory)."""
-    return Home((directory or Path.cwd()).resolve() / HOME_DIRNAME, ".edgegate").ensure()
+def init_home(explicit: str | os.PathLike | None = None) -> Home:
+    """Create the home `explicit` (--home) if given, else `.edgegate/` in the current directory."""
+    if explicit:
+        return Home(Path(explicit).expanduser().resolve(), "--home").ensure()
+    return Home(Path.cwd().resolve() / HOME_DIRNAME, ".edgegate").ensure()
+
+
+def home_note(home: Home, pipeline: str | os.PathLike | None = None, cwd: Path | None = None) -> str | None:
+    """One line naming the home when the user may not expect it: found implicitly (not --home or EDGEGATE_HOME)
+    and either not the `.edgegate/` beside the pipeline, or the per-user data directory (no `.edgegate/` above
+    the current directory). None otherwise."""
+    if home.source in ("--home", "EDGEGATE_HOME"):
+        return None  # the user named it
+    if pipeline:
+        try:
+            beside = find_dot_home(Path(pipeline).resolve().parent)
+        except OSError:
+            beside = None
+        if beside is not None and beside != home.path:
+            return f"home: {home.path} (from {SOURCE_TEXT[home.source]}), not {beside} beside the pipeline"
+    if home.source == "user-data-dir":
+        where = (cwd or Path.cwd()).resolve()
+        return (f"home: {home.path} (the per-user data directory: no .edgegate/ above {where}; "
+                "`edgegate init` makes one)")
+    return None

@@ -78,12 +78,14 @@ def active_run(db: sqlite_utils.Database) -> dict | None:
 
 def create_run(db: StateDatabase, *, pipeline: str, pipeline_path: str, pipeline_sha256: str,
                backend: str, devices: list[str], policy: dict, gates: list[dict], wait: bool = False,
-               wait_timeout_s: float = 3600.0, poll_s: float = 1.0) -> str:
+               wait_timeout_s: float = 3600.0, poll_s: float = 1.0, on_wait=None) -> str:
     """Create a `queued` run, enforcing at most one active run per home.
 
-    Raises RunActive naming the active run (or waits for it with wait=True).
+    Raises RunActive naming the active run (or waits for it with wait=True, calling `on_wait(text)` each time
+    it starts waiting for another run, so the user knows what it waits for).
     """
     deadline = time.monotonic() + wait_timeout_s
+    waiting_for = None
     while True:
         reap_abandoned(db)
         run_id = "run-" + db.ctx.clock.now().strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
@@ -107,6 +109,10 @@ def create_run(db: StateDatabase, *, pipeline: str, pipeline_path: str, pipeline
             raise
         if active is None:
             return run_id
+        if wait and on_wait is not None and waiting_for != active["id"]:
+            waiting_for = active["id"]
+            on_wait(f"waiting for run {active['id']} ({active['pipeline']}, {active['status']}, pid {active['pid']} "
+                    f"on {active['hostname']}) to finish: one run at a time per home")
         if not wait or time.monotonic() > deadline:
             raise RunActive(f"run {active['id']} ({active['pipeline']}, {active['status']}, pid {active['pid']}) "
                             "is active in this home; one run at a time",
@@ -179,15 +185,18 @@ class Heartbeat:
 
 
 def get_run(db: sqlite_utils.Database, run_id: str) -> dict:
-    """A run row by id (a unique prefix works); NotFound otherwise."""
+    """A run row by id (a unique prefix works); NotFound otherwise, InvalidInput naming the matches when the
+    prefix is ambiguous."""
     if not run_id:
         raise InvalidInput("no run id given")
     row = next(iter(db["runs"].rows_where("id = ?", [run_id])), None)
-    if row is None:  # a unique prefix: a range of the primary key (run ids are lower case, as LIKE ignores case)
-        prefix = run_id.lower()
-        matches = list(db["runs"].rows_where("id >= ? and id < ?", [prefix, prefix + "\U0010ffff"], limit=2))
-        if len(matches) == 1:
-            row = matches[0]
+    if row is None:  # a prefix: a range of the primary key, compared literally (no LIKE wildcards)
+        matches = list(db["runs"].rows_where("id >= ? and id < ?", [run_id, run_id + "\U0010ffff"], limit=6))
+        if len(matches) > 1:
+            shown = ", ".join(m["id"] for m in matches[:5]) + (", ..." if len(matches) > 5 else "")
+            raise InvalidInput(f"run id prefix {run_id!r} is ambiguous: it matches {shown}",
+                               hint="give more of the run id (see `edgegate runs list`)")
+        row = matches[0] if matches else None
     if row is None:
         raise NotFound(f"no run {run_id!r} in this home", hint="list runs with `edgegate runs list`")
     return row

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ..context import Context, format_utc
-from ..errors import StateTooNew
+from ..errors import HomeUnusable, StateTooNew
 from .sqlite_lib import Migrations, sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
@@ -132,6 +132,25 @@ def m006_scale_indexes(db: sqlite_utils.Database) -> None:
     db["runs"].create_index(["created_at"])
 
 
+@migrations()
+def m007_key_standing(db: sqlite_utils.Database) -> None:
+    # Bundle trust (README "keys"): a rotated key is *retired* (its old signatures stay valid), a revoked one is
+    # compromised (its signatures fail unless this home recorded the bundle before the revocation), so the
+    # home records the digest of every bundle it writes or verifies, with when it first saw it.
+    db["signing_keys"].add_column("retired_at", str)
+    db["bundle_records"].create({"sha256": str, "key_id": str, "first_seen_at": str, "how": str}, pk="sha256")
+    db.execute("INSERT OR IGNORE INTO bundle_records (sha256, key_id, first_seen_at, how) "
+               "SELECT sha256, NULL, created_at, 'created' FROM artifacts WHERE kind = 'bundle'")
+    # Before this, `keys rotate` revoked the previous key: a key whose only revocation came with a rotation
+    # was retired, not compromised.
+    for event in db.query("SELECT at, detail_json FROM audit_events WHERE event = 'key_rotated'"):
+        key_id = json.loads(event["detail_json"]).get("revoked_key_id")
+        revokes = list(db.query("SELECT detail_json FROM audit_events WHERE event = 'key_revoked' AND "
+                                "json_extract(detail_json, '$.key_id') = ?", [key_id]))
+        if key_id and len(revokes) == 1:
+            db.execute("UPDATE signing_keys SET retired_at = revoked_at, revoked_at = NULL WHERE key_id = ?", [key_id])
+
+
 def _check_not_newer(db: sqlite_utils.Database, migration_set: Migrations) -> None:
     known = {m.name for m in migration_set._migrations}  # sqlite-utils exposes no public list
     unknown = sorted({m.name for m in migration_set.applied(db)} - known)
@@ -196,13 +215,62 @@ class StateDatabase(sqlite_utils.Database):
         self.conn.execute("COMMIT")
 
 
-def open_state(db_path: Path | str, *, migrate: bool = True, ctx: Context | None = None) -> StateDatabase:
+@contextlib.contextmanager
+def _directory_lock(directory: Path):
+    """An exclusive flock on the home directory itself (no lock file to leave behind; SQLite never opens the
+    directory, so its own POSIX locks are unaffected)."""
+    import fcntl
+
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def _connect_readonly(db_path: Path):
+    """A read-only connection. A WAL database on a read-only file system can be read only if its -shm file
+    exists or can be made; otherwise it is opened `immutable` (nobody can write it there anyway)."""
+    import sqlite3
+    from urllib.parse import quote
+
+    uri = "file:" + quote(str(db_path.resolve()))
+    for params in ("?mode=ro", "?mode=ro&immutable=1"):
+        conn = sqlite3.connect(uri + params, uri=True, check_same_thread=False)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+    raise HomeUnusable(f"{db_path}: cannot read the state database of this read-only home")
+
+
+def _open_readonly(db_path: Path, ctx: Context | None) -> StateDatabase:
+    if not db_path.is_file():
+        raise HomeUnusable(f"{db_path.parent}: the home is read-only and has no state database",
+                           hint="point --home at a home made by `edgegate init`, or make this one writable")
+    db = StateDatabase(_connect_readonly(db_path))
+    db.ctx = ctx or Context()
+    db.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    _check_not_newer(db, migrations)
+    if migrations.pending(db):
+        raise HomeUnusable(f"{db_path}: this state database needs upgrading by this EdgeGate, and the home is "
+                           "read-only", hint="run any command once with write access to the home")
+    return db
+
+
+def open_state(db_path: Path | str, *, migrate: bool = True, ctx: Context | None = None,
+               readonly: bool = False) -> StateDatabase:
     """Open (creating if needed) the state database in WAL mode, migrated to the current schema.
 
-    `ctx` (default: a fresh Context) supplies the clock and secrets of what is stored through it.
+    `ctx` (default: a fresh Context) supplies the clock and secrets of what is stored through it. With
+    `readonly`, the database is opened read-only and never changed (HomeUnusable if it needs migrating).
     Raises StateTooNew when the database was written by a newer EdgeGate.
     """
     db_path = Path(db_path)
+    if readonly:
+        return _open_readonly(db_path, ctx)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     # No sqlite-utils plugins: finding them scans every installed package's entry points (~25 ms a
     # command), and the state database is EdgeGate's alone.
@@ -210,7 +278,11 @@ def open_state(db_path: Path | str, *, migrate: bool = True, ctx: Context | None
     db.ctx = ctx or Context()
     db.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if db.journal_mode != "wal":
-        db.enable_wal()
+        # Switching to WAL takes an exclusive lock after a shared one; two processes doing it at once on a
+        # blank home deadlock, and SQLite then fails one at once ("database is locked") instead of waiting.
+        with _directory_lock(db_path.parent):
+            if db.journal_mode != "wal":
+                db.enable_wal()
     db.conn.execute("PRAGMA foreign_keys = ON")
     _check_not_newer(db, migrations)
     if migrate:

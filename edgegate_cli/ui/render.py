@@ -117,11 +117,21 @@ def explain(out, result: dict) -> None:
                 f" (stored verdict was {result['stored_verdict']})"))
 
 
+def inputs_text(inputs: dict | None) -> str:
+    """What a run fed its model: the source, then each input's shape, dtype and fill."""
+    if not inputs:
+        return "—"
+    tensors = inputs.get("tensors") or {}
+    shown = "; ".join(f"{name} {t.get('shape')} {t.get('dtype')} {t.get('fill')}" for name, t in tensors.items())
+    return f"{inputs.get('source')}" + (f": {shown}" if shown else "")
+
+
 def run_detail(out, run: dict) -> None:
     out.table(f"Run {run['run_id']}", ["", ""], [
         ("pipeline", f"{run['pipeline']} ({run['pipeline_path']})"), ("backend", run["backend"]),
         ("status", run["status"] + (f" — {run['error_code']}: {run['error_detail']}" if run["error_code"] else "")),
         ("model", f"{run['model_name']} sha256:{run['model_sha256']}" if run["model_sha256"] else "—"),
+        ("inputs", inputs_text(run.get("inputs"))),
         ("created", run["created_at"]), ("finished", run["finished_at"] or "—"),
     ])
     out.table("Events", ["at", "status", "detail"],

@@ -121,17 +121,16 @@ def test_run_bundle_without_a_key_fails_before_running(invoke, probed_home, tmp_
     assert invoke("runs", "list", "--json").stdout.count('"id"') == 0
 
 
-def test_run_bundle_failure_after_the_run_is_bundle_failed_exit_3(invoke, probed_home, tmp_path):
+def test_run_bundle_into_a_missing_directory_fails_before_running(invoke, probed_home, tmp_path):
+    """The output directory is checked before any device time (a failure after the run: tests/test_cli_output)."""
     invoke("keys", "generate")
     pipe = write_pipeline(tmp_path / "p.yaml", gates="[{metric: latency_ms, op: '<=', value: 1000}]",
                           extra_policy=LOOSE)
-    result = invoke("run", pipe, "--bundle", tmp_path / "missing" / "b.zip", expect=3)
-    (run,) = json.loads(invoke("runs", "list", "--json").stdout)["runs"]
-    assert result.stderr.splitlines()[-1] == (
-        f"Error [BUNDLE_FAILED]: run {run['id']} finished, but its bundle {tmp_path / 'missing' / 'b.zip'} could "
-        f"not be written: --out {tmp_path / 'missing' / 'b.zip'}: directory {tmp_path / 'missing'} does not exist "
-        f"(retry with `edgegate bundle create {run['id']} --out FILE`)")
-    assert run["status"] == "passed"
+    result = invoke("run", pipe, "--bundle", tmp_path / "missing" / "b.zip", expect=2)
+    assert result.stderr == (f"Error [INVALID_INPUT]: --bundle {tmp_path / 'missing' / 'b.zip'}: directory "
+                             f"{tmp_path / 'missing'} does not exist (create the directory first, or give another "
+                             "path)\n")
+    assert json.loads(invoke("runs", "list", "--json").stdout)["runs"] == []
 
 
 def test_no_byte_written_during_a_signed_run_holds_the_seed(invoke, probed_home, tmp_path, monkeypatch):

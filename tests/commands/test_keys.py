@@ -22,7 +22,8 @@ def generate(invoke) -> dict:
 
 def test_generate_json_and_key_file(invoke, fresh_home):
     key = generate(invoke)
-    assert set(key) == {"key_id", "public_key", "created_at", "revoked_at", "source", "private_key_file"}
+    assert set(key) == {"key_id", "public_key", "created_at", "revoked_at", "retired_at", "source",
+                        "private_key_file"}
     assert (key["source"], key["revoked_at"]) == ("generated", None)
     path = Path(key["private_key_file"])
     assert path == fresh_home / "keys" / f"{key['key_id']}.key"
@@ -89,10 +90,10 @@ def test_rotate_human_and_json(invoke):
     result = invoke("keys", "rotate")
     lines = result.stdout.splitlines()
     assert lines[0].startswith("New signing key eg-") and lines[0].endswith(", now the active key")
-    assert lines[1].startswith(f"Revoked {first['key_id']} as of ")
+    assert lines[1].startswith(f"Retired {first['key_id']} as of ")
     doc = json.loads(invoke("keys", "rotate", "--json").stdout)
     new_id = lines[0].split()[3].rstrip(",")
-    assert doc["revoked_key"]["key_id"] == new_id
+    assert doc["retired_key"]["key_id"] == new_id
     assert json.loads(invoke("keys", "list", "--json").stdout)["active"] == doc["new_key"]["key_id"]
 
 

@@ -82,10 +82,10 @@ BAD = [
      "greedily (temperature 0) (set it to 0 or remove it)"),
     (lambda d: d["cases"][1]["expected"].update(type="fuzzy"), "INVALID_INPUT",
      "pack.json: $.cases[1].expected.type: 'fuzzy' is not one of the allowed values (exact, contains, regex, "
-     "one_of, json_schema, numeric) (rule: enum) (see schemas/promptpack.schema.json)"),
+     "one_of, json_schema, numeric) (rule: enum) (the schema: `edgegate schema show promptpack`)"),
     (lambda d: d["cases"][1].update(expected={"type": "regex", "pattern": "([0-9]+"}), "INVALID_INPUT",
      "pack.json: $.cases[1].expected.pattern: '([0-9]+' is not a 'regex' (rule: format) "
-     "(see schemas/promptpack.schema.json)"),
+     "(the schema: `edgegate schema show promptpack`)"),
     (lambda d: d["cases"][1].update(expected={"type": "json_schema", "schema": {"required": "x"}}),
      "INVALID_INPUT", "pack.json: $.cases[1].expected.schema: case 'times' has an invalid JSON Schema: "
      "'x' is not of type 'array' (at $.required)"),
@@ -144,13 +144,13 @@ def test_list_and_show(invoke, in_tmp):
     assert [p["version"] for p in listing] == ["1.10.0", "1.2.0", "1.0.0"]
     assert listing[0]["sha256"] == "sha256:" + canonical_digest(pack_doc("1.10.0"))
     table = invoke("pack", "list").stdout
-    assert "│ smoke │ 1.10.0  │ 2     │" in table
+    assert "\nsmoke\t1.10.0\t2\t" in table
     shown = json.loads(invoke("pack", "show", "smoke", "--json").stdout)
     assert (shown["version"], shown["document"]["cases"][0]["case_id"]) == ("1.10.0", "paris")
     human = invoke("pack", "show", "smoke@1.2.0").stdout
     short = canonical_digest(pack_doc("1.2.0"))[:12]
     assert human.splitlines()[0].startswith(f"smoke@1.2.0 sha256:{short} (2 cases, added ")
-    assert "│ times │ Q: What is 6 times 7? A:" in human
+    assert "\ntimes\tQ: What is 6 times 7? A:" in human
 
 
 def test_show_unknown_id_and_version(invoke, in_tmp):
@@ -171,8 +171,11 @@ def test_diff_files_and_refs(invoke, in_tmp):
     newer["cases"].append({"case_id": "sky", "prompt": "Q: What color is the sky on a clear day? A:",
                            "expected": {"type": "contains", "values": ["Blue"]}})
     newer["defaults"]["max_new_tokens"] = 24
-    out = invoke("pack", "diff", "smoke@1.0.0", write(newer, "newer.json")).stdout.splitlines()
-    assert out[1:] == ["+ case sky", "~ case times: expected", "~ defaults.max_new_tokens: 16 -> 24", "~ version"]
+    out = invoke("pack", "diff", "smoke@1.0.0", write(newer, "newer.json"), expect=1).stdout.splitlines()
+    assert out[1:] == ["+ case sky",
+                       '~ case times.expected: {"type": "numeric", "value": 42} -> '
+                       '{"tolerance": 1, "type": "numeric", "value": 42}',
+                       "~ defaults.max_new_tokens: 16 -> 24", '~ version: "1.0.0" -> "1.1.0"']
     assert out[0].startswith("smoke@1.0.0 (") and " -> newer.json (" in out[0]
     same = json.loads(invoke("pack", "diff", "pack.json", "smoke", "--json").stdout)
     assert same["identical"] is True and same["a"] == "pack.json" and same["b"] == "smoke@1.0.0"

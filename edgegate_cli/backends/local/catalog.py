@@ -41,10 +41,27 @@ GENAI_PROBE_CASES = [
 NOT_LOCAL = {"AzureExecutionProvider"}
 
 
+_PROBE_COPY: list[Path] = []  # this process's private copy of the probe models, when one was needed
+
+
 def probe_models_dir() -> Path:
+    """The probe models. Installers that link files from a cache (uv hard-links wheel files) leave them with
+    several hard links, and onnx refuses external weights that have more than one; such an installation gets
+    a private copy for this process (removed at exit; the models are well under 1 MB)."""
     from ... import data_dir
 
-    return data_dir("probe_models")
+    root = data_dir("probe_models")
+    if not any(f.stat().st_nlink > 1 for f in root.rglob("*") if f.is_file()):
+        return root
+    if not _PROBE_COPY:
+        import atexit
+        import shutil
+        import tempfile
+
+        tmp = Path(tempfile.mkdtemp(prefix="edgegate-probe-models-"))
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+        _PROBE_COPY.append(shutil.copytree(root, tmp / "probe_models"))
+    return _PROBE_COPY[0]
 
 
 def provider_for(device: str) -> str:
