@@ -101,6 +101,14 @@ def m004_baselines(db: sqlite_utils.Database) -> None:
                                pk=("pipeline", "device"), foreign_keys=[("run_id", "runs", "id")])
 
 
+@migrations()
+def m005_paired_payloads(db: sqlite_utils.Database) -> None:
+    # Paired measurement (SPEC §6 item 7): a run may also measure its relative gates' baseline model again,
+    # interleaved with its own repeats. Those payloads are the run's too, marked role 'baseline' (NULL: the
+    # run's own repeats), at repeat_index 2000 and up, so every reader of the run's own repeats can skip them.
+    db["run_payloads"].add_column("role", str)
+
+
 def _check_not_newer(db: sqlite_utils.Database, migration_set: Migrations) -> None:
     known = {m.name for m in migration_set._migrations}  # sqlite-utils exposes no public list
     unknown = sorted({m.name for m in migration_set.applied(db)} - known)
