@@ -75,10 +75,10 @@ def _raw_entries(ws, run: dict) -> tuple[dict[str, bytes], list[dict], list[dict
 
 
 def _gates(evaluation: dict) -> list[dict]:
+    # Issue 11's fields only when set, so a run evaluated before them bundles to the same bytes.
     return [{k: g.get(k) for k in GATE_FIELDS + (RELATIVE_FIELDS if g.get("baseline") else ())}
+            | {k: g[k] for k in ("baseline_mode",) if g.get(k) is not None}
             for g in evaluation["gates"]]
-
-
 
 
 def _baselines(ws, run: dict) -> tuple[dict[str, bytes], dict | None]:

@@ -209,7 +209,8 @@ def _execute(job: _RunJob) -> RunOutcome:
                                           "warmup": int(p.warmup), "sha256": digest, "created_at": ws.db.now()})
         if paired:
             store_paired(ws, run_id, records, paired)
-            baselines = paired_evidence(baselines, records, paired)
+    if records:
+        baselines = paired_evidence(baselines, records, paired)
     transition(ws.db, run_id, "evaluating")
     by_device = {d: [p.data for p in raw if p.device == d and not p.warmup] for d in pipeline.devices}
     metrics, evaluation = verdict_from_payloads(by_device, mapping, pipeline.gates, policy, pipeline.devices,

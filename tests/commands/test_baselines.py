@@ -242,4 +242,4 @@ def test_gate_mixing_both_kinds_is_refused(invoke, probed_home, tmp_path):
     result = invoke("run", path, expect=ExitCode.INVALID_INPUT)
     assert f"{path}: $.gates[0]: is neither an absolute gate {{metric, op, value}} nor a relative gate {{metric, " \
            "baseline, max_regression_pct}; as an absolute gate {metric, op, value}: an absolute gate takes no " \
-           "baseline, max_regression_pct or statistic (rule: oneOf)" in result.stderr.replace("\n", " ")
+           "baseline, max_regression_pct, statistic or baseline_mode (rule: oneOf)" in result.stderr.replace("\n", " ")
