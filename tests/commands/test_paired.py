@@ -78,7 +78,7 @@ def test_paired_is_the_default_and_rederives_from_run_and_bundle(invoke, probed_
         assert all(f"baselines/{d}.json" in z.namelist() for d in record["paired"]["payloads"])
         assert not [n for n in z.namelist() if n.startswith("raw/") and "/20" in n]  # raw/ is the candidate's
         summary = json.loads(z.read("summary.json"))["predicate"]
-        assert summary["baselines"][f"last-passed@local:cpu"]["mode"] == "paired"
+        assert summary["baselines"]["last-passed@local:cpu"]["mode"] == "paired"
 
 
 def test_recorded_mode_measures_nothing_more(invoke, probed_home, tmp_path):
