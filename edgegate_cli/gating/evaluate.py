@@ -108,9 +108,9 @@ def _evaluate_one(gate: Gate, device: str, m: MetricValue | None, policy: RunPol
         return GateResult(**base, status="skipped", code="UNAVAILABLE", reason=f"unavailable: {why}")
     stats = dict(value=m.value, cv=m.cv, repeats=m.repeats, samples=m.samples, per_repeat=m.per_repeat)
     limit = flake_threshold(gate.metric, policy.flake.model_dump())
-    baseline_noise = None
-    if gate.relative:
-        baseline_noise = _paired_noise(gate, relative, policy)
+    if gate.relative and (relative is None or relative[2] is None or relative[2].missing):
+        return _evaluate_relative(gate, m, base, stats, limit, relative)  # NO_BASELINE: nothing to decide on
+    baseline_noise = _paired_noise(gate, relative, policy) if gate.relative else None
     noisy = _noisy(gate, noise, baseline_noise)
     if noisy is not None:
         host, why = noisy
