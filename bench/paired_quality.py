@@ -30,6 +30,16 @@ POLICIES = {
     "paired median 5x100": {"mode": "paired", "statistic": "median", "repeats": 5, "iterations": 100},
     "paired p25 5x100": {"mode": "paired", "statistic": "p25", "repeats": 5, "iterations": 100},
     "paired p25 5x200": {"mode": "paired", "statistic": "p25", "repeats": 5, "iterations": 200},
+    # The flake rule on the per-pair ratios (candidate repeat median / its baseline partner's) instead of the
+    # candidate's per-repeat medians: a slowdown both members of a pair saw is the host's, not a flaky model.
+    "paired median 3x50, pair CV": {"mode": "paired", "statistic": "median", "repeats": 3, "iterations": 50,
+                                    "flake": "pairs"},
+    "paired p25 3x50, pair CV": {"mode": "paired", "statistic": "p25", "repeats": 3, "iterations": 50,
+                                 "flake": "pairs"},
+    "paired p25 5x50, pair CV": {"mode": "paired", "statistic": "p25", "repeats": 5, "iterations": 50,
+                                 "flake": "pairs"},
+    "paired p25 5x100, pair CV": {"mode": "paired", "statistic": "p25", "repeats": 5, "iterations": 100,
+                                  "flake": "pairs"},
 }
 
 
@@ -88,7 +98,8 @@ def decide(base, cand, off_b, off_a, policy: dict, size: float, noisy_policy) ->
                     host_noise(_payloads(off_b), noisy_policy) if paired else None):
         return "noisy"
     medians = np.median(cand, axis=1)
-    if len(medians) > 1 and medians.std(ddof=1) / medians.mean() > 0.20:
+    spread = medians / np.median(base, axis=1) if policy.get("flake") == "pairs" else medians
+    if len(spread) > 1 and spread.std(ddof=1) / spread.mean() > 0.20:
         return "flaky"
     r = evaluate_relative("latency_ms", cand.ravel(), base.ravel(), 10.0, statistic=policy["statistic"],
                           candidate_median=float(np.median(medians)),

@@ -168,7 +168,7 @@ def _evaluate_relative(gate: Gate, m: MetricValue, base: dict, stats: dict, limi
     paired baseline repeats of this run where there are some (item 7), else the recorded ones."""
     from ..measure.mapping import compute_metrics
     from ..measure.samples import iteration_samples
-    from .paired import baseline_side
+    from .paired import baseline_side, default_statistic
     from .relative import evaluate_relative, skipped_no_baseline
 
     payloads, mapping, evidence = relative or ([], {}, None)
@@ -179,6 +179,7 @@ def _evaluate_relative(gate: Gate, m: MetricValue, base: dict, stats: dict, limi
     mode, why, base_payloads, base_mapping = (None, None, [], {}) if evidence is None or evidence.missing else \
         baseline_side(gate, evidence, mapping)
     found.update(baseline_mode=mode, baseline_mode_reason=why)
+    statistic = gate.statistic or default_statistic(mode)
     samples = iteration_samples(gate.metric, base_payloads, base_mapping) if base_payloads else []
     if not samples or not candidate:
         detail = (evidence.missing if evidence and evidence.missing else
@@ -186,7 +187,7 @@ def _evaluate_relative(gate: Gate, m: MetricValue, base: dict, stats: dict, limi
                   f"baseline run {evidence.run_id} has no per-iteration samples of {gate.metric} on {base['device']}"
                   if candidate else f"this run has no per-iteration samples of {gate.metric}")
         r = skipped_no_baseline(gate.metric, gate.max_regression_pct, detail=detail, n_candidate=len(candidate),
-                                candidate_median=m.value, statistic=gate.statistic or "median")
+                                candidate_median=m.value, statistic=statistic)
         return GateResult(**base, **stats, **found, cv_limit=limit, status="skipped", code="NO_BASELINE",
                           reason=r.reason, rule=r.rule, n_candidate=len(candidate))
     # The baseline's gated value (median of its per-repeat values), as the candidate's, so medians agree.
@@ -194,9 +195,9 @@ def _evaluate_relative(gate: Gate, m: MetricValue, base: dict, stats: dict, limi
     r = evaluate_relative(gate.metric, candidate, samples, gate.max_regression_pct, candidate_median=m.value,
                           baseline_median=bm.value if bm and bm.available else None,
                           baseline_run_id=evidence.run_id, baseline_bundle_sha256=evidence.bundle_sha256,
-                          statistic=gate.statistic or "median")
+                          statistic=statistic)
     return GateResult(**base, **stats, **found, cv_limit=limit, status=r.status, reason=r.reason, rule=r.rule,
-                      statistic=gate.statistic or "median", candidate_statistic=r.candidate_median,
+                      statistic=statistic, candidate_statistic=r.candidate_median,
                       baseline_median=r.baseline_median, ratio=r.ratio, p_value=r.p_value,
                       n_candidate=r.n_candidate, n_baseline=r.n_baseline)
 

@@ -36,3 +36,10 @@ def baseline_side(gate: Gate, evidence, mapping: dict) -> tuple[str | None, str 
         why = evidence.paired_reason or "the baseline was not measured again in this run"
         why = f"paired measurement was not possible ({why}): compared with the samples the baseline run stored"
     return RECORDED, why, evidence.payloads, evidence.mapping or {}
+
+
+def default_statistic(mode: str | None) -> str:
+    """What a relative gate without `statistic` compares: the 25th percentile of the pooled iterations against
+    paired samples (bench/decision_quality.py: no false alarm on any recorded source, quiet or beside a CPU hog,
+    where the median gave 0.3-0.7 %), SPEC's median against recorded ones (and in results stored before)."""
+    return "p25" if mode == PAIRED else "median"
