@@ -18,7 +18,12 @@ Noise sources (bench/data/, recorded once with the flags below):
   min-vs-median gaps users report (FINDINGS.md, unconfirmed), and the cold first iteration of the SDK's
   ProfileDetail fixture. AI Hub publishes no per-iteration series, so these parameterise a log-normal model.
 
-Run: `.venv/bin/python bench/decision_quality.py [--trials 1000] [--seed 6]` (about 30 s).
+Paired measurement and NOISY_HOST (issue 11): `paired_noise.json` (`--record-paired RUNS --condition quiet|hog`,
+see bench/paired_record.py: real paired runs of unchanged models, quiet or beside a CPU hog on every core,
+including a third-party model a PyPI package ships) feeds bench/paired_quality.py, whose tables follow the ones
+above; `--paired-only` prints only those.
+
+Run: `.venv/bin/python bench/decision_quality.py [--trials 1000] [--seed 6] [--paired-only]` (a few minutes).
 """
 
 from __future__ import annotations
@@ -327,8 +332,22 @@ def main() -> None:
     parser.add_argument("--record-local", type=int, metavar="RUNS", help="re-record local_noise.json")
     parser.add_argument("--record-aihub", action="store_true", help="re-extract aihub_spreads.json")
     parser.add_argument("--reference", type=Path, default=REFERENCE)
+    parser.add_argument("--record-paired", type=int, metavar="RUNS", help="record paired runs into paired_noise.json")
+    parser.add_argument("--condition", choices=("quiet", "hog"), default="quiet", help="for --record-paired")
+    parser.add_argument("--models", nargs="*", help="for --record-paired: only these (default: all)")
+    parser.add_argument("--paired-only", action="store_true", help="print only the paired / NOISY_HOST tables")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(REPO / "bench"))
+    if args.record_paired:
+        from paired_record import record
+
+        record(args.condition, args.record_paired, args.models)
+    if args.paired_only:
+        from paired_quality import report
+
+        report(args.trials, args.seed)
+        return
     if args.record_aihub:
         record_aihub(args.reference)
     if args.record_local:
@@ -345,6 +364,10 @@ def main() -> None:
         rows = [(s.name, simulate(s, policy, args.trials, args.seed, product=product)) for s in sources]
         print_table(f"Policy {key}: {policy['about']}" + (" [relative_gates.evaluate_relative]" if product else ""),
                     rows)
+    if (DATA / "paired_noise.json").is_file():
+        from paired_quality import report
+
+        report(args.trials, args.seed)
     print(f"\n({time.monotonic() - started:.0f} s)")
 
 

@@ -131,6 +131,13 @@ class NoBaseline(RunError):
     code = "NO_BASELINE"
 
 
+class NoisyHost(RunError):
+    """Too many measurement repeats were starved of CPU by other processes: the timings measure the host,
+    not the model, so no verdict is given (SPEC §6 item 7). Gating returns it as verdict `error`."""
+
+    code = "NOISY_HOST"
+
+
 class VerificationFailed(EdgeGateError):
     """Evidence did not verify (exit 1): a signature, a hash, an extra file."""
 

@@ -271,8 +271,9 @@ def test_payload_environment_reads_local_and_ai_hub_payloads():
 
 
 def test_relative_gate_baselines_travel_in_the_bundle(probed_home, tmp_path):
-    """A run gated against `last-passed`: the baseline's mapping and payloads are in the bundle, the
-    verdict re-derives from it, and a re-signed faster baseline makes the relative gate fail."""
+    """A run gated against `last-passed`'s recorded samples: the baseline's mapping and payloads are in the
+    bundle, the verdict re-derives from it, and a re-signed faster baseline makes the relative gate fail.
+    (Paired baselines travel the same way: tests/commands/test_paired.py.)"""
     from edgegate_cli.evidence.keys import generate_key, load_signing_key
     from edgegate_cli.runs.execute import RunRequest, execute_run
     from edgegate_cli.spec.pipeline import load_pipeline
@@ -281,15 +282,16 @@ def test_relative_gate_baselines_travel_in_the_bundle(probed_home, tmp_path):
     ws = open_workspace()
     generate_key(ws)
     pipe = write_pipeline(tmp_path / "rel.yaml", gates="[{metric: latency_ms, baseline: last-passed, "
-                          "max_regression_pct: 900}]", extra_policy=LOOSE)
+                          "max_regression_pct: 900, baseline_mode: recorded}]", extra_policy=LOOSE)
     first = execute_run(ws, RunRequest(load_pipeline(pipe)), lambda _m: None)
     second = execute_run(ws, RunRequest(load_pipeline(pipe)), lambda _m: None)
     assert (first.verdict, second.verdict) == ("passed", "passed")
     create_bundle(ws, second.run_id, load_signing_key(ws), out=tmp_path / "rel.zip")
     files = entries(tmp_path / "rel.zip")
     predicate = json.loads(files["summary.json"])["predicate"]
-    assert predicate["baselines"] == {"last-passed@local:cpu": {"source": "last-passed", "run_id": first.run_id,
-                                                               "bundle_sha256": None, "missing": None}}
+    assert predicate["baselines"] == {"last-passed@local:cpu": {
+        "source": "last-passed", "run_id": first.run_id, "bundle_sha256": None, "missing": None, "mode": "recorded",
+        "paired_reason": "every relative gate on this baseline asks for baseline_mode: recorded"}}
     assert predicate["gates"][0]["baseline_run_id"] == first.run_id
     baseline_payloads = [n for n in files if n.startswith("baselines/")]
     assert len(baseline_payloads) == 4  # the baseline's mapping and its 3 measurement payloads

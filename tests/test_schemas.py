@@ -253,3 +253,20 @@ def test_model_metadata_symbolic_dimension_accepted(tmp_path):
     path = tmp_path / "meta.yaml"
     path.write_text(json.dumps(doc), encoding="utf-8")  # JSON is valid YAML
     assert load_document(path, "model_metadata") == doc
+
+
+PIPELINE_BROKEN = [
+    (lambda d: d["gates"][4].update(baseline_mode="interleaved"),
+     "$.gates[4].baseline_mode: 'interleaved' is not one of the allowed values (paired, recorded) (rule: enum)"),
+    (lambda d: d["run_policy"]["noisy_host"].update(starved_off_cpu=0),
+     "$.run_policy.noisy_host.starved_off_cpu: 0 is less than or equal to the minimum of 0 (rule: exclusiveMinimum)"),
+    (lambda d: d["run_policy"]["noisy_host"].update(max_starved_share=1.5),
+     "$.run_policy.noisy_host.max_starved_share: 1.5 is greater than the maximum of 1 (rule: maximum)"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "expected"), PIPELINE_BROKEN)
+def test_pipeline_paired_and_noisy_host_fields_broken_exact_message(tmp_path, mutate, expected):
+    """baseline_mode and run_policy.noisy_host (issue 11): a bad value is named with its JSON path and rule."""
+    path, err = broken(tmp_path, "pipeline", mutate)
+    assert err.message == f"{path}: {expected}"

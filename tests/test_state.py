@@ -44,7 +44,7 @@ OTHER_COLUMNS = {
     "artifact_refs": {"sha256": str, "ref_kind": str, "ref_id": str, "created_at": str},
     "run_events": {"id": int, "run_id": str, "status": str, "detail": str, "at": str},
     "run_payloads": {"run_id": str, "device": str, "repeat_index": int, "warmup": int, "sha256": str,
-                     "created_at": str},
+                     "created_at": str, "role": str},  # m008_paired_payloads: role ('baseline': paired repeats)
     "promptpacks": {"pack_id": str, "version": str, "sha256": str, "json": str, "published": int,
                     "created_at": str},
     "signing_keys": {"key_id": str, "public_key": str, "created_at": str, "revoked_at": str, "source": str,

@@ -31,6 +31,7 @@ class MeasureRequest(BaseModel):
     warmup: int
     repeats: int
     threads: int = 1
+    starved_off_cpu: float | None = None  # a repeat whose median iteration waited longer for the CPU is starved
     deadline: float  # time.monotonic() value after which the run has timed out
 
 

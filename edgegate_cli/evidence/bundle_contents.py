@@ -61,7 +61,9 @@ def _raw_entries(ws, run: dict) -> tuple[dict[str, bytes], list[dict], list[dict
     devices = json.loads(run["devices_json"])
     slugs = device_slugs(devices)
     files, index, parsed = {}, [], []
-    rows = ws.db["run_payloads"].rows_where("run_id = ?", [run["id"]], order_by="device, repeat_index")
+    # The run's own repeats; paired baseline repeats (role 'baseline') go with the baseline evidence.
+    rows = ws.db["run_payloads"].rows_where("run_id = ? and role is null", [run["id"]],
+                                            order_by="device, repeat_index")
     for row in rows:
         slug = slugs.get(row["device"]) or device_slugs([*devices, row["device"]])[row["device"]]
         name = f"raw/{slug}/{row['repeat_index']}{'-warmup' if row['warmup'] else ''}.json"
@@ -73,10 +75,10 @@ def _raw_entries(ws, run: dict) -> tuple[dict[str, bytes], list[dict], list[dict
 
 
 def _gates(evaluation: dict) -> list[dict]:
+    # Issue 11's fields only when set, so a run evaluated before them bundles to the same bytes.
     return [{k: g.get(k) for k in GATE_FIELDS + (RELATIVE_FIELDS if g.get("baseline") else ())}
+            | {k: g[k] for k in ("baseline_mode",) if g.get(k) is not None}
             for g in evaluation["gates"]]
-
-
 
 
 def _baselines(ws, run: dict) -> tuple[dict[str, bytes], dict | None]:
@@ -87,9 +89,12 @@ def _baselines(ws, run: dict) -> tuple[dict[str, bytes], dict | None]:
     records = json.loads(run["baselines_json"])
     files = {"baselines.json": canonical_json(records)}
     for rec in records.values():
-        for digest in ([rec["mapping_sha256"], *rec["payloads"]] if not rec.get("missing") else []):
+        paired = rec.get("paired") or {}
+        for digest in ([rec["mapping_sha256"], *rec["payloads"], *paired.get("payloads", []),
+                        *paired.get("warmup", [])] if not rec.get("missing") else []):
             files[baseline_file(digest)] = ws.cas.read_bytes(digest, verify=True)
-    summary = {key: {k: rec.get(k) for k in ("source", "run_id", "bundle_sha256", "missing")}
+    summary = {key: {k: rec.get(k) for k in ("source", "run_id", "bundle_sha256", "missing")
+                     + (("mode", "paired_reason") if "mode" in rec else ())}
                for key, rec in sorted(records.items())}
     return files, summary
 

@@ -36,8 +36,8 @@ class BaselinePin(BaseModel):
 
 
 def _payload_rows(ws: Workspace, run_id: str, device: str) -> list[dict]:
-    return list(ws.db["run_payloads"].rows_where("run_id = ? and device = ? and warmup = 0", [run_id, device],
-                                                 order_by="repeat_index"))
+    return list(ws.db["run_payloads"].rows_where("run_id = ? and device = ? and warmup = 0 and role is null",
+                                                 [run_id, device], order_by="repeat_index"))
 
 
 def _from_run(ws: Workspace, run: dict, device: str, source: str) -> tuple[BaselineEvidence, dict]:
@@ -46,9 +46,32 @@ def _from_run(ws: Workspace, run: dict, device: str, source: str) -> tuple[Basel
     payloads = [json.loads(ws.cas.read_bytes(r["sha256"])) for r in rows]
     mapping = json.loads(ws.cas.read_bytes(run["mapping_sha256"]))
     record = {"source": source, "run_id": run["id"], "bundle_sha256": run["bundle_sha256"],
-              "mapping_sha256": run["mapping_sha256"], "payloads": [r["sha256"] for r in rows]}
+              "mapping_sha256": run["mapping_sha256"], "payloads": [r["sha256"] for r in rows],
+              "model": _model_record(json.loads(run["model_json"] or "null"))}
     return BaselineEvidence(source=source, run_id=run["id"], bundle_sha256=run["bundle_sha256"], payloads=payloads,
                             mapping=mapping), record
+
+
+def _model_record(model: dict | None) -> dict | None:
+    """What paired measurement needs to find the baseline's model in the CAS: name, digest, form, files."""
+    if not isinstance(model, dict) or not isinstance(model.get("files"), dict):
+        return None
+    return {k: model.get(k) for k in ("name", "sha256", "form", "files")}
+
+
+def _bundle_model(ws: Workspace, verified, digest: str) -> dict | None:
+    """The bundle's model record; model bytes it includes (`--include-model`) go to the CAS, so paired
+    measurement can run the baseline model again."""
+    from ..store.artifacts import store_bytes
+
+    model = _model_record(verified.statement["predicate"].get("model"))
+    if model is None:
+        return None
+    for name, file_digest in model["files"].items():
+        data = verified.files.get(f"model/{name}")
+        if data is not None and hashlib.sha256(data).hexdigest() == file_digest:
+            store_bytes(ws.db, ws.cas, data, "model", f"baseline-{digest[:12]}-{Path(name).name}")
+    return model
 
 
 def _last_passed(ws: Workspace, pipeline: str, device: str, exclude: str | None) -> dict | None:
@@ -92,7 +115,8 @@ def _from_bundle(ws: Workspace, path: str, device: str, where: str) -> tuple[Bas
               "mapping_sha256": store_bytes(ws.db, ws.cas, canonical_json(mapping),
                                             "metric_mappings", f"baseline-{digest[:12]}-mapping.json"),
               "payloads": [store_bytes(ws.db, ws.cas, canonical_json(p), "raw_payload",
-                                       f"baseline-{digest[:12]}-{i}.json") for i, p in enumerate(payloads)]}
+                                       f"baseline-{digest[:12]}-{i}.json") for i, p in enumerate(payloads)],
+              "model": _bundle_model(ws, verified, digest)}
     missing = None if payloads else f"bundle {path} holds no payloads for {device}"
     return BaselineEvidence(source="bundle", run_id=run_id, bundle_sha256=digest, payloads=payloads,
                             mapping=mapping, missing=missing), record
@@ -162,10 +186,13 @@ def load_recorded_baselines(ws: Workspace, records: dict[str, dict], *, verify: 
         if rec.get("missing"):
             out[key] = BaselineEvidence(source=rec["source"], missing=rec["missing"])
             continue
+        paired = rec.get("paired") or {}
         out[key] = BaselineEvidence(
             source=rec["source"], run_id=rec.get("run_id"), bundle_sha256=rec.get("bundle_sha256"),
             mapping=json.loads(ws.cas.read_bytes(rec["mapping_sha256"], verify=verify)),
-            payloads=[json.loads(ws.cas.read_bytes(d, verify=verify)) for d in rec["payloads"]])
+            payloads=[json.loads(ws.cas.read_bytes(d, verify=verify)) for d in rec["payloads"]],
+            mode=rec.get("mode"), paired_reason=rec.get("paired_reason"),
+            paired_payloads=[json.loads(ws.cas.read_bytes(d, verify=verify)) for d in paired.get("payloads", [])])
     return out
 
 

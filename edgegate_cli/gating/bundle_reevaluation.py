@@ -92,10 +92,13 @@ def _baselines(verified: VerifiedBundle) -> dict | None:
             if rec.get("missing"):
                 out[key] = BaselineEvidence(source=rec["source"], missing=rec["missing"])
                 continue
+            paired = rec.get("paired") or {}
             out[key] = BaselineEvidence(
                 source=rec["source"], run_id=rec.get("run_id"), bundle_sha256=rec.get("bundle_sha256"),
                 mapping=_baseline_json(verified, rec["mapping_sha256"]),
-                payloads=[_baseline_json(verified, d) for d in rec["payloads"]])
+                payloads=[_baseline_json(verified, d) for d in rec["payloads"]],
+                mode=rec.get("mode"), paired_reason=rec.get("paired_reason"),
+                paired_payloads=[_baseline_json(verified, d) for d in paired.get("payloads", [])])
         except (KeyError, TypeError, AttributeError) as exc:
             raise VerificationFailed(f"baselines.json: record {key!r} is malformed ({exc})") from None
     return out

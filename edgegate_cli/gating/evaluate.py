@@ -9,7 +9,7 @@ from __future__ import annotations
 import operator
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, model_serializer
 
 from ..errors import Verdict
 from ..measure.mapping import MetricValue
@@ -50,6 +50,18 @@ class GateResult(BaseModel):
     n_candidate: int | None = None
     n_baseline: int | None = None
     rule: str | None = None
+    # Issue 11 (left out of the JSON when unset, so results stored before it re-derive byte for byte):
+    baseline_mode: str | None = None  # paired | recorded: which baseline samples a relative gate compared with
+    baseline_mode_reason: str | None = None  # why that mode (e.g. why paired measurement was not possible)
+    host: dict | None = None  # timing gates: how starved of CPU the repeats were (gating.noise.HostNoise)
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_additions(self, handler):
+        data = handler(self)
+        for key in ("baseline_mode", "baseline_mode_reason", "host"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
 
 class BaselineEvidence(BaseModel):
@@ -62,6 +74,10 @@ class BaselineEvidence(BaseModel):
     payloads: list[dict] = []
     mapping: dict | None = None
     missing: str | None = None  # set when there is no baseline: NO_BASELINE, with this detail
+    # Paired measurement (SPEC §6 item 7); `mode` None: a record from before it (compared as recorded).
+    mode: str | None = None  # paired when the baseline's model was measured again in this run, else recorded
+    paired_reason: str | None = None  # how it was paired, or why it could not be
+    paired_payloads: list[dict] = []  # the baseline model's measurement repeats in this run (warmup excluded)
 
 
 def baseline_key(gate: Gate, device: str) -> str:
@@ -77,7 +93,8 @@ class Evaluation(BaseModel):
 
 
 def _evaluate_one(gate: Gate, device: str, m: MetricValue | None, policy: RunPolicy,
-                  relative: tuple[list[dict], dict, BaselineEvidence | None] | None = None) -> GateResult:
+                  relative: tuple[list[dict], dict, BaselineEvidence | None] | None = None,
+                  noise=None) -> GateResult:
     base = dict(gate=gate.label, metric=gate.metric, op=gate.op, threshold=gate.value, device=device,
                 required=gate.required, unit=m.unit if m else "")
     if gate.relative:
@@ -91,24 +108,67 @@ def _evaluate_one(gate: Gate, device: str, m: MetricValue | None, policy: RunPol
         return GateResult(**base, status="skipped", code="UNAVAILABLE", reason=f"unavailable: {why}")
     stats = dict(value=m.value, cv=m.cv, repeats=m.repeats, samples=m.samples, per_repeat=m.per_repeat)
     limit = flake_threshold(gate.metric, policy.flake.model_dump())
+    if gate.relative and (relative is None or relative[2] is None or relative[2].missing):
+        return _evaluate_relative(gate, m, base, stats, limit, relative)  # NO_BASELINE: nothing to decide on
+    baseline_noise = _paired_noise(gate, relative, policy) if gate.relative else None
+    noisy = _noisy(gate, noise, baseline_noise)
+    if noisy is not None:
+        host, why = noisy
+        if gate.required:
+            return GateResult(**base, **stats, cv_limit=limit, host=host, status="error", code="NOISY_HOST", reason=why)
+        return GateResult(**base, **stats, cv_limit=limit, host=host, status="skipped", code="NOISY", reason=why)
+    host = _host(gate, noise, baseline_noise)
     if limit is not None and m.cv is not None and m.cv > limit:
         why = f"CV {m.cv:.3f} over {m.repeats} repeats exceeds the flake limit {limit:g}"
         if gate.required:
-            return GateResult(**base, **stats, cv_limit=limit, status="error", code="FLAKY_METRIC", reason=why)
-        return GateResult(**base, **stats, cv_limit=limit, status="skipped", code="FLAKY", reason=why)
+            return GateResult(**base, **stats, cv_limit=limit, host=host, status="error", code="FLAKY_METRIC",
+                              reason=why)
+        return GateResult(**base, **stats, cv_limit=limit, host=host, status="skipped", code="FLAKY", reason=why)
     if gate.relative:
-        return _evaluate_relative(gate, m, base, stats, limit, relative)
+        return _evaluate_relative(gate, m, base, {**stats, "host": host}, limit, relative)
     ok = OPS[gate.op](m.value, gate.value)
     rel = "meets" if ok else "does not meet"
-    return GateResult(**base, **stats, cv_limit=limit, status="pass" if ok else "fail",
+    return GateResult(**base, **stats, cv_limit=limit, host=host, status="pass" if ok else "fail",
                       reason=f"median {m.value:.4g} {m.unit} {rel} {gate.op} {gate.value:g}")
+
+
+def _paired_noise(gate: Gate, relative, policy: RunPolicy):
+    """The starvation of the paired baseline repeats this relative gate compares with, if it compares with any."""
+    from .noise import host_noise
+    from .paired import PAIRED, baseline_side
+
+    _payloads, mapping, evidence = relative or ([], {}, None)
+    if evidence is None or evidence.missing:
+        return None
+    mode, _why, payloads, _mapping = baseline_side(gate, evidence, mapping)
+    return host_noise(payloads, policy.noisy_host) if mode == PAIRED else None
+
+
+def _host(gate: Gate, noise, baseline_noise) -> dict | None:
+    from .noise import is_timing
+
+    if not is_timing(gate.metric) or noise is None or not noise.assessed:
+        return None
+    return {**noise.summary(), **({"baseline": baseline_noise.summary()} if baseline_noise is not None else {})}
+
+
+def _noisy(gate: Gate, noise, baseline_noise) -> tuple[dict | None, str] | None:
+    """(host summary, reason) when a timing gate's repeats were starved too often to decide on, else None."""
+    from .noise import is_timing, noisy_reason
+
+    if not is_timing(gate.metric):
+        return None
+    why = noisy_reason(noise, baseline_noise)
+    return None if why is None else (_host(gate, noise, baseline_noise), f"NOISY_HOST: {why}")
 
 
 def _evaluate_relative(gate: Gate, m: MetricValue, base: dict, stats: dict, limit: float | None,
                        relative: tuple[list[dict], dict, BaselineEvidence | None] | None) -> GateResult:
-    """SPEC §6 step 6 on one device: candidate vs baseline medians and the one-sided MWU test."""
+    """SPEC §6 step 6 on one device: candidate vs baseline medians and the one-sided MWU test, against the
+    paired baseline repeats of this run where there are some (item 7), else the recorded ones."""
     from ..measure.mapping import compute_metrics
     from ..measure.samples import iteration_samples
+    from .paired import baseline_side, default_statistic
     from .relative import evaluate_relative, skipped_no_baseline
 
     payloads, mapping, evidence = relative or ([], {}, None)
@@ -116,25 +176,28 @@ def _evaluate_relative(gate: Gate, m: MetricValue, base: dict, stats: dict, limi
     found = dict(baseline_source=evidence.source if evidence else None,
                  baseline_run_id=evidence.run_id if evidence else None,
                  baseline_bundle_sha256=evidence.bundle_sha256 if evidence else None)
-    samples = [] if evidence is None or evidence.missing else \
-        iteration_samples(gate.metric, evidence.payloads, evidence.mapping or {})
+    mode, why, base_payloads, base_mapping = (None, None, [], {}) if evidence is None or evidence.missing else \
+        baseline_side(gate, evidence, mapping)
+    found.update(baseline_mode=mode, baseline_mode_reason=why)
+    statistic = gate.statistic or default_statistic(mode)
+    samples = iteration_samples(gate.metric, base_payloads, base_mapping) if base_payloads else []
     if not samples or not candidate:
         detail = (evidence.missing if evidence and evidence.missing else
                   "no baseline was resolved for this gate" if evidence is None else
                   f"baseline run {evidence.run_id} has no per-iteration samples of {gate.metric} on {base['device']}"
                   if candidate else f"this run has no per-iteration samples of {gate.metric}")
         r = skipped_no_baseline(gate.metric, gate.max_regression_pct, detail=detail, n_candidate=len(candidate),
-                                candidate_median=m.value, statistic=gate.statistic or "median")
+                                candidate_median=m.value, statistic=statistic)
         return GateResult(**base, **stats, **found, cv_limit=limit, status="skipped", code="NO_BASELINE",
                           reason=r.reason, rule=r.rule, n_candidate=len(candidate))
     # The baseline's gated value (median of its per-repeat values), as the candidate's, so medians agree.
-    bm = compute_metrics(evidence.payloads, evidence.mapping, provided={"reference_outputs"}).get(gate.metric)
+    bm = compute_metrics(base_payloads, base_mapping, provided={"reference_outputs"}).get(gate.metric)
     r = evaluate_relative(gate.metric, candidate, samples, gate.max_regression_pct, candidate_median=m.value,
                           baseline_median=bm.value if bm and bm.available else None,
                           baseline_run_id=evidence.run_id, baseline_bundle_sha256=evidence.bundle_sha256,
-                          statistic=gate.statistic or "median")
+                          statistic=statistic)
     return GateResult(**base, **stats, **found, cv_limit=limit, status=r.status, reason=r.reason, rule=r.rule,
-                      statistic=gate.statistic or "median", candidate_statistic=r.candidate_median,
+                      statistic=statistic, candidate_statistic=r.candidate_median,
                       baseline_median=r.baseline_median, ratio=r.ratio, p_value=r.p_value,
                       n_candidate=r.n_candidate, n_baseline=r.n_baseline)
 
@@ -150,6 +213,9 @@ def evaluate_gates(metrics: dict[str, dict[str, MetricValue]], gates: list[Gate]
     metric), else `failed` if a required gate failed, else `passed`. Optional gates that fail are
     reported but do not fail the run.
     """
+    from .noise import host_noise
+
+    noise = {d: host_noise(p, policy.noisy_host) for d, p in (payloads or {}).items()}
     results = []
     for gate in gates:
         for device in devices:
@@ -157,7 +223,8 @@ def evaluate_gates(metrics: dict[str, dict[str, MetricValue]], gates: list[Gate]
                 continue
             relative = ((payloads or {}).get(device, []), mapping or {},
                         (baselines or {}).get(baseline_key(gate, device))) if gate.relative else None
-            results.append(_evaluate_one(gate, device, metrics.get(device, {}).get(gate.metric), policy, relative))
+            results.append(_evaluate_one(gate, device, metrics.get(device, {}).get(gate.metric), policy, relative,
+                                         noise.get(device)))
     errors = [r for r in results if r.required and r.status == "error"]
     if errors:
         first = errors[0]

@@ -54,7 +54,7 @@ def reevaluate_run(ws: Workspace, run_id: str, *, verify_blobs: bool = True) -> 
     mapping = json.loads(ws.cas.read_bytes(run["mapping_sha256"], verify=verify_blobs))
     devices = json.loads(run["devices_json"])
     payloads: dict[str, list[dict]] = {d: [] for d in devices}
-    for row in ws.db["run_payloads"].rows_where("run_id = ? and warmup = 0", [run["id"]],
+    for row in ws.db["run_payloads"].rows_where("run_id = ? and warmup = 0 and role is null", [run["id"]],
                                                 order_by="device, repeat_index"):
         payloads[row["device"]].append(json.loads(ws.cas.read_bytes(row["sha256"], verify=verify_blobs)))
     gates = [Gate(**g) for g in json.loads(run["gates_json"])]

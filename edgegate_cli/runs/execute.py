@@ -28,6 +28,7 @@ from ..store.runs import Heartbeat, create_run, record_notices, transition
 from ..store.state import record_audit
 from ..store.workspace import Workspace
 from .inputs import ingest_model, model_inputs
+from .paired import paired_evidence, plan_pairing, store_paired
 from .preflight import check_inputs, check_required_metrics, ensure_mapping, provided_inputs
 
 
@@ -118,13 +119,14 @@ def execute_run(ws: Workspace, request: RunRequest, progress: Progress) -> RunOu
 
 
 def _resolve_baselines(job: _RunJob):
-    """Relative gates' baselines, recorded in the run (and their blobs referenced by it) before measuring."""
+    """Relative gates' baselines (evidence, records), recorded in the run (and their blobs referenced by it)
+    before measuring; (None, {}) without relative gates."""
     from ..errors import NoBaseline
     from ..gating.baselines import missing_baselines, resolve_baselines
 
     ws, pipeline, run_id = job.ws, job.pipeline, job.run_id
     if not any(g.relative for g in pipeline.gates):
-        return None
+        return None, {}
     evidence, records = resolve_baselines(ws, pipeline, exclude_run=run_id,
                                           allow_foreign=job.request.allow_foreign_baseline)
     missing = missing_baselines(evidence)
@@ -140,7 +142,7 @@ def _resolve_baselines(job: _RunJob):
                 add_ref(ws.db, digest, "run", run_id)
     with ws.db.atomic():
         ws.db["runs"].update(run_id, {"baselines_json": json.dumps(records, sort_keys=True)})
-    return evidence
+    return evidence, records
 
 
 def _execute(job: _RunJob) -> RunOutcome:
@@ -157,7 +159,7 @@ def _execute(job: _RunJob) -> RunOutcome:
         mapping_sha = store_bytes(ws.db, ws.cas, canonical_json(mapping), "metric_mappings",
                                   f"{run_id}-mapping.json")
     check_required_metrics(pipeline, mapping, pipeline.backend)
-    baselines = _resolve_baselines(job)
+    baselines, records = _resolve_baselines(job)
     model_sha, model_desc = ingest_model(ws, info)
     inputs_path, inputs = model_inputs(ws, pipeline, info, pack, job.tmp, job.feeds)
     inputs_sha = inputs["sha256"]
@@ -176,10 +178,14 @@ def _execute(job: _RunJob) -> RunOutcome:
         model_source=info.path, model_sha256=model_sha, input_specs=pipeline.model.input_specs,
         inputs_path=inputs_path, reference_outputs=pipeline.model.reference_outputs,
         iterations=policy.iterations, warmup=policy.warmup, repeats=policy.repeats, threads=policy.threads,
-        deadline=deadline, context_length=info.context_length,
+        deadline=deadline, context_length=info.context_length, starved_off_cpu=policy.noisy_host.starved_off_cpu,
         cases=effective_cases(pack.document) if pack else None,
         promptpack={"id": pack.pack_id, "version": pack.version, "sha256": pack.sha256} if pack else None)
         for device in pipeline.devices]
+    plans = plan_pairing(ws, pipeline, job.backend, records, requests, info, job.tmp) if records else {}
+    if records:
+        with ws.db.atomic():
+            ws.db["runs"].update(run_id, {"baselines_json": json.dumps(records, sort_keys=True)})
     notices: list[tuple[str, str, str]] = []
 
     def measuring(text, *args, **kwargs) -> None:  # device threads call it under measure_devices' lock
@@ -188,7 +194,7 @@ def _execute(job: _RunJob) -> RunOutcome:
         progress(text, *args, **kwargs)
 
     try:
-        raw = measure_devices(job.backend, requests, measuring)
+        raw, paired = measure_devices(job.backend, requests, measuring, plans)
     finally:
         record_notices(ws.db, run_id, notices)
     # Device evidence joins its device's payloads after the measured repeats.
@@ -202,6 +208,10 @@ def _execute(job: _RunJob) -> RunOutcome:
             add_ref(ws.db, digest, "run", run_id)
             ws.db["run_payloads"].insert({"run_id": run_id, "device": p.device, "repeat_index": p.repeat_index,
                                           "warmup": int(p.warmup), "sha256": digest, "created_at": ws.db.now()})
+        if paired:
+            store_paired(ws, run_id, records, paired)
+    if records:
+        baselines = paired_evidence(baselines, records, paired)
     transition(ws.db, run_id, "evaluating")
     by_device = {d: [p.data for p in raw if p.device == d and not p.warmup] for d in pipeline.devices}
     metrics, evaluation = verdict_from_payloads(by_device, mapping, pipeline.gates, policy, pipeline.devices,
@@ -209,20 +219,25 @@ def _execute(job: _RunJob) -> RunOutcome:
     return _report(job, metrics, evaluation, model_desc, inputs)
 
 
-def measure_devices(backend, requests: list[MeasureRequest], progress: Progress) -> list:
-    """Every device's raw payloads, in device order.
+def measure_devices(backend, requests: list[MeasureRequest], progress: Progress,
+                    pairs: dict[str, list] | None = None) -> tuple[list, list]:
+    """Every device's raw payloads, in device order, and the paired baselines' (`paired.measure_device`):
+    `pairs` maps a device to the baseline models to measure again beside it.
 
     Devices run one after another, or, for a backend with `parallel_devices` (AI Hub, whose jobs wait on
     remote devices), at once in up to `max_parallel_devices` threads. The first device error wins: the
     other devices are told to stop (at their next poll) and the error is raised once all have returned.
     """
     with sdk_output_to_stderr():
-        return _measure_devices(backend, requests, progress)
+        results = _measure_devices(backend, requests, progress, pairs or {})
+    return [p for own, _ in results for p in own], [p for _, paired in results for p in paired]
 
 
-def _measure_devices(backend, requests: list[MeasureRequest], progress: Progress) -> list:
+def _measure_devices(backend, requests: list[MeasureRequest], progress: Progress, pairs: dict) -> list:
+    from .paired import measure_device
+
     if not getattr(backend, "parallel_devices", False):
-        return [p for req in requests for p in backend.measure(req, progress)]
+        return [measure_device(backend, req, pairs.get(req.device, []), progress) for req in requests]
     lock, stop = threading.Lock(), threading.Event()
 
     def safe(*args, **kwargs) -> None:
@@ -232,7 +247,8 @@ def _measure_devices(backend, requests: list[MeasureRequest], progress: Progress
     first: BaseException | None = None
     workers = max(1, min(len(requests), backend.max_parallel_devices))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="edgegate-device") as pool:
-        futures = [pool.submit(backend.measure, req, safe, stop=stop) for req in requests]
+        futures = [pool.submit(measure_device, backend, req, pairs.get(req.device, []), safe, stop=stop)
+                   for req in requests]
         try:
             for future in as_completed(futures):
                 if future.exception() is not None and first is None:
@@ -243,7 +259,7 @@ def _measure_devices(backend, requests: list[MeasureRequest], progress: Progress
             raise
     if first is not None:
         raise first
-    return [p for future in futures for p in future.result()]
+    return [future.result() for future in futures]
 
 
 def _report(job: _RunJob, metrics, evaluation: Evaluation, model_desc: dict, inputs: dict) -> RunOutcome:

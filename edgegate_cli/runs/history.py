@@ -21,7 +21,7 @@ def describe_run(ws: Workspace, run_id: str) -> dict:
     row = get_run(ws.db, run_id)
     evaluation = json.loads(row["gates_eval_json"]) if row["gates_eval_json"] else None
     payloads = [{"device": p["device"], "repeat_index": p["repeat_index"], "warmup": bool(p["warmup"]),
-                 "sha256": p["sha256"]}
+                 "sha256": p["sha256"], **({"role": p["role"]} if p.get("role") else {})}
                 for p in ws.db["run_payloads"].rows_where("run_id = ?", [row["id"]], order_by="device, repeat_index")]
     return {
         **{k: row[k] for k in _SUMMARY}, "run_id": row["id"], "error_detail": row["error_detail"],

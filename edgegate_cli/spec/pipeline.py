@@ -19,6 +19,8 @@ DEFAULT_ITERATIONS = 50
 DEFAULT_TIMEOUT_S = 1200
 MAX_TIMEOUT_S = 2700
 MAX_REGRESSION_PCT_LIMIT = 1000.0
+STARVED_OFF_CPU = 0.10
+MAX_STARVED_SHARE = 0.5
 
 
 class Gate(BaseModel):
@@ -30,6 +32,7 @@ class Gate(BaseModel):
     baseline: str | None = None  # relative gates: last-passed | RUN_ID | path/to/bundle.zip
     max_regression_pct: float | None = None  # relative gates: (0, 1000)
     statistic: str | None = None  # relative gates: median (default, SPEC) or p25 (bench/decision_quality.py)
+    baseline_mode: str | None = None  # relative gates: paired (default where possible) or recorded (SPEC §6 item 7)
     required: bool = True
     device: str | None = None
     name: str | None = None
@@ -53,6 +56,13 @@ class FlakePolicy(BaseModel):
     throughput_cv: float = 0.15
 
 
+class NoisyHostPolicy(BaseModel):
+    """When a run measured the host rather than the model (SPEC §6 item 7; defaults by bench/decision_quality.py)."""
+
+    starved_off_cpu: float = STARVED_OFF_CPU  # a repeat whose median iteration waited for the CPU longer is starved
+    max_starved_share: float = MAX_STARVED_SHARE  # at least this share of a gate's repeats starved: NOISY_HOST
+
+
 class RunPolicy(BaseModel):
     warmup: int = WARMUP
     repeats: int = DEFAULT_REPEATS
@@ -61,6 +71,7 @@ class RunPolicy(BaseModel):
     threads: int = 1
     seed: int = 0
     flake: FlakePolicy = Field(default_factory=FlakePolicy)
+    noisy_host: NoisyHostPolicy = Field(default_factory=NoisyHostPolicy)
 
 
 class ModelRef(BaseModel):

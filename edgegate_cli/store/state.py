@@ -151,6 +151,14 @@ def m007_key_standing(db: sqlite_utils.Database) -> None:
             db.execute("UPDATE signing_keys SET retired_at = revoked_at, revoked_at = NULL WHERE key_id = ?", [key_id])
 
 
+@migrations()
+def m008_paired_payloads(db: sqlite_utils.Database) -> None:
+    # Paired measurement (SPEC §6 item 7): a run may also measure its relative gates' baseline model again,
+    # interleaved with its own repeats. Those payloads are the run's too, marked role 'baseline' (NULL: the
+    # run's own repeats), at repeat_index 2000 and up, so every reader of the run's own repeats can skip them.
+    db["run_payloads"].add_column("role", str)
+
+
 def _check_not_newer(db: sqlite_utils.Database, migration_set: Migrations) -> None:
     known = {m.name for m in migration_set._migrations}  # sqlite-utils exposes no public list
     unknown = sorted({m.name for m in migration_set.applied(db)} - known)

@@ -83,6 +83,8 @@ def _explain_relative(out, g: dict) -> None:
     where = f"{g.get('baseline_source') or '?'} {base}" + (
         f", bundle sha256:{g['baseline_bundle_sha256']}" if g.get("baseline_bundle_sha256") else "")
     out.line(f"  baseline: {g.get('baseline')} -> {where}")
+    if g.get("baseline_mode"):
+        out.line(f"  baseline mode: {g['baseline_mode']}: {g.get('baseline_mode_reason') or ''}")
     ratio = f"{g['ratio']:.3f}" if g.get("ratio") is not None else "—"
     p = f"{g['p_value']:.3g}" if g.get("p_value") is not None else "—"
     p25 = g.get("statistic") == "p25"
@@ -92,6 +94,22 @@ def _explain_relative(out, g: dict) -> None:
                 f"{unit_of(g)}; ratio {ratio}; p-value {p}; samples: candidate {g.get('n_candidate') or 0}, "
                 f"baseline {g.get('n_baseline') or 0}")
     out.line(f"  rule: {g.get('rule') or ''}")
+
+
+def _host_line(host: dict, whose: str) -> str:
+    shares = ", ".join("—" if v is None else f"{100 * v:.0f} %" for v in host.get("off_cpu") or [])
+    loads = [v for pair in host.get("load_1m") or [] for v in pair if v is not None]
+    load = f"; load average {min(loads):.2f}-{max(loads):.2f}" if loads else ""
+    return (f"{whose}: {host['starved']} of {host['assessed']} repeats starved (median iteration off the CPU: "
+            f"{shares}; starved above {100 * host['starved_off_cpu']:.0f} %){load}")
+
+
+def _explain_host(out, host: dict) -> None:
+    """CPU starvation of a timing gate's repeats (SPEC §6 item 7): the numbers NOISY_HOST is decided on."""
+    limit = f"NOISY_HOST from {100 * host['max_starved_share']:.0f} % of repeats starved"
+    out.line(f"  host: {_host_line(host, 'candidate')}; {limit}")
+    if host.get("baseline"):
+        out.line(f"  host: {_host_line(host['baseline'], 'paired baseline')}")
 
 
 def explain(out, result: dict) -> None:
@@ -105,6 +123,8 @@ def explain(out, result: dict) -> None:
             limit = f" (flake limit {g['cv_limit']:g})" if g.get("cv_limit") is not None else ""
             out.line(f"  value: median {fmt(g['value'])} {g['unit']} over {g['repeats']} repeats "
                         f"[{repeats}], {g['samples']} samples, CV {cv}{limit}")
+        if g.get("host"):
+            _explain_host(out, g["host"])
         if g.get("max_regression_pct") is not None:
             _explain_relative(out, g)
         else:

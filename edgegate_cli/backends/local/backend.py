@@ -58,21 +58,24 @@ class LocalBackend:
         return self.launcher.run(request.get("kind", "onnx"), request, timeout)
 
     def measure(self, req: MeasureRequest, progress: Progress) -> list[RawPayload]:
-        payloads = []
-        for index in range(req.warmup + req.repeats):
-            warmup = index < req.warmup
-            progress(f"{req.device}: {'warmup' if warmup else 'repeat'} {index if not warmup else 1}"
-                     f"{'' if warmup else f'/{req.repeats}'}")
-            request = {"device": req.device, "repeat_index": index, "warmup": warmup, "threads": req.threads}
-            if req.model_form == "genai":
-                request.update(kind="genai", model=req.model_path, cases=req.cases, promptpack=req.promptpack,
-                               context_length=req.context_length)
-            else:
-                request.update(model=req.model_path, inputs=req.inputs_path, iterations=req.iterations,
-                               providers=[provider_for(req.device)], reference_outputs=req.reference_outputs)
-            data = self._run_worker(request, req.deadline - time.monotonic())
-            payloads.append(RawPayload(device=req.device, repeat_index=index, warmup=warmup, data=data))
-        return payloads
+        return [self.measure_repeat(req, index, progress) for index in range(req.warmup + req.repeats)]
+
+    def measure_repeat(self, req: MeasureRequest, index: int, progress: Progress, role: str = "") -> RawPayload:
+        """Repeat `index` of `req` (the first `req.warmup` are warmups) in a fresh worker process; `role`
+        prefixes the progress line (paired measurement runs the baseline model's repeats between these)."""
+        warmup = index < req.warmup
+        progress(f"{req.device}: {role + ' ' if role else ''}{'warmup' if warmup else 'repeat'} "
+                 f"{index if not warmup else 1}{'' if warmup else f'/{req.repeats}'}")
+        request = {"device": req.device, "repeat_index": index, "warmup": warmup, "threads": req.threads,
+                   "starved_off_cpu": req.starved_off_cpu}
+        if req.model_form == "genai":
+            request.update(kind="genai", model=req.model_path, cases=req.cases, promptpack=req.promptpack,
+                           context_length=req.context_length)
+        else:
+            request.update(model=req.model_path, inputs=req.inputs_path, iterations=req.iterations,
+                           providers=[provider_for(req.device)], reference_outputs=req.reference_outputs)
+        data = self._run_worker(request, req.deadline - time.monotonic())
+        return RawPayload(device=req.device, repeat_index=index, warmup=warmup, data=data)
 
     def probe(self, probe_run_id: str, progress: Progress) -> ProbeOutcome:
         from .probe import probe_local

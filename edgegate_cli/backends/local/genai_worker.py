@@ -13,7 +13,7 @@ import json
 import sys
 import time
 
-from .worker import _cpu_name, _peak_rss_mb
+from .worker import _cpu_name, _load_1m, _peak_rss_mb, cpu_share
 
 PAYLOAD_FORMAT = "edgegate.local.genai.v1"
 
@@ -35,6 +35,7 @@ def run_case(og, model, tokenizer, case: dict, context_length: int | None) -> di
     params = og.GeneratorParams(model)
     params.set_search_options(do_sample=False, max_length=limit)
     gen = og.Generator(model, params)
+    c0 = time.process_time_ns()
     t0 = time.perf_counter_ns()
     gen.append_tokens(ids)  # the prefill runs here
     gen.generate_next_token()
@@ -44,6 +45,7 @@ def run_case(og, model, tokenizer, case: dict, context_length: int | None) -> di
         gen.generate_next_token()
         steps += 1
     t2 = time.perf_counter_ns()
+    cpu_ms = (time.process_time_ns() - c0) / 1e6
     # Tokens are read once, after the clock (per-token reads would be timed as decode work). The
     # sequence omits a final EOS, so the step count, not the sequence, says how many were generated.
     tokens = [int(t) for t in gen.get_sequence(0)[len(ids):]]
@@ -52,7 +54,7 @@ def run_case(og, model, tokenizer, case: dict, context_length: int | None) -> di
     return {
         "case_id": case["case_id"], "output": tokenizer.decode([t for t in tokens if t not in eos]),
         "prompt_tokens": len(ids), "new_tokens": steps, "ttft_ms": ttft_ms,
-        "decode_ms": decode_s * 1000,
+        "decode_ms": decode_s * 1000, "wall_ms": (t2 - t0) / 1e6, "cpu_ms": cpu_ms,
         "tps": (steps - 1) / decode_s if steps > 1 and decode_s > 0 else None,
         "prompt_tps": len(ids) / (ttft_ms / 1000) if ttft_ms > 0 else None,
     }
@@ -88,7 +90,10 @@ def measure(req: dict, startup_rss_mb: float | None = None) -> dict:
     for case in req["cases"]:
         run_case(og, model, tokenizer, {**case, "max_new_tokens": min(2, case["max_new_tokens"])},
                  req.get("context_length"))
+    load_before = _load_1m()
     cases = [run_case(og, model, tokenizer, case, req.get("context_length")) for case in req["cases"]]
+    cpu = cpu_share([c["wall_ms"] for c in cases], [c["cpu_ms"] for c in cases], int(req.get("threads", 1)),
+                    req.get("starved_off_cpu"), [load_before, _load_1m()])
     # Scoring after all timed work: a bounded regex check runs in a subprocess and would disturb timings.
     for case, result in zip(req["cases"], cases, strict=True):
         score = score_case(case["expected"], result["output"])
@@ -96,7 +101,7 @@ def measure(req: dict, startup_rss_mb: float | None = None) -> dict:
     return {
         "format": PAYLOAD_FORMAT, "device": req["device"], "repeat_index": req["repeat_index"],
         "warmup": req["warmup"], "load_ms": load_ms, "peak_rss_mb": _peak_rss_mb(), "startup_rss_mb": rss_start,
-        "promptpack": req.get("promptpack"), "cases": cases,
+        "promptpack": req.get("promptpack"), "cases": cases, "cpu": cpu,
         "environment": {"onnxruntime_genai": og.__version__, "cpu": _cpu_name(),
                         "threads": int(req.get("threads", 1))},
     }

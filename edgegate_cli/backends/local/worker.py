@@ -91,14 +91,20 @@ def measure(req: dict, startup_rss_mb: float | None = None) -> dict:
     load_ms = (time.perf_counter_ns() - t0) / 1e6
     feeds = dict(np.load(req["inputs"]))
     output_names = [o.name for o in session.get_outputs()]
-    times = []
+    times, cpu_times = [], []
     first_outputs = None
+    load_before = _load_1m()
     for _ in range(int(req["iterations"])):
+        cpu0 = time.process_time_ns()
         start = time.perf_counter_ns()
         result = session.run(output_names, feeds)
-        times.append((time.perf_counter_ns() - start) / 1e6)
+        end = time.perf_counter_ns()
+        cpu_times.append((time.process_time_ns() - cpu0) / 1e6)
+        times.append((end - start) / 1e6)
         if first_outputs is None:
             first_outputs = dict(zip(output_names, result, strict=True))
+    cpu = cpu_share(times, cpu_times, opts.intra_op_num_threads, req.get("starved_off_cpu"),
+                    [load_before, _load_1m()])
     peak = _peak_rss_mb()
     if req.get("save_outputs"):
         np.savez(req["save_outputs"], **first_outputs)
@@ -112,10 +118,12 @@ def measure(req: dict, startup_rss_mb: float | None = None) -> dict:
         "repeat_index": req["repeat_index"],
         "warmup": req["warmup"],
         "iterations_ms": times,
+        "iterations_cpu_ms": cpu_times,
         "load_ms": load_ms,
         "warm_load_ms": warm_load_ms,
         "peak_rss_mb": peak,
         "startup_rss_mb": rss_start,
+        "cpu": cpu,
         "outputs": _agreement(first_outputs, req["reference_outputs"]) if req.get("reference_outputs") else None,
         "environment": {
             "onnxruntime": ort.__version__, "numpy": np.__version__, "python": platform.python_version(),
@@ -124,6 +132,33 @@ def measure(req: dict, startup_rss_mb: float | None = None) -> dict:
             "threads": opts.intra_op_num_threads,
         },
     }
+
+
+def _load_1m() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:  # not every platform has a load average
+        return None
+
+
+def cpu_share(wall_ms: list[float], cpu_ms: list[float], threads: int, starved_off_cpu: float | None,
+              load_1m: list) -> dict:
+    """How much of the timed iterations' wall time the worker had the CPU (issue 11).
+
+    Per iteration, `off = 1 - cpu / (wall x threads)` is the share of its wall time the worker waited while
+    another process had the CPU. A repeat is starved when its median iteration waited more than
+    `starved_off_cpu` of its time: then the median itself measures the host, not the model. `load_1m` is the
+    host's 1-minute load average before and after the timed iterations.
+    """
+    share = max(threads, 1)
+    off = sorted(max(0.0, 1.0 - c / (w * share)) if w > 0 else 0.0 for w, c in zip(wall_ms, cpu_ms, strict=True))
+    mid = len(off) // 2
+    median = (off[mid] if len(off) % 2 else (off[mid - 1] + off[mid]) / 2) if off else None
+    out = {"timed_wall_ms": sum(wall_ms), "timed_cpu_ms": sum(cpu_ms), "threads": threads,
+           "off_cpu_median": median, "load_1m": load_1m}
+    if starved_off_cpu is not None and median is not None:
+        out.update(starved=median > float(starved_off_cpu), starved_off_cpu=float(starved_off_cpu))
+    return out
 
 
 @functools.cache

@@ -160,6 +160,22 @@ class QAIHubBackend:
                 raise
             raise backend_error(exc, self.settings, f"measuring on {req.device}") from None
 
+    def measure_paired(self, req: MeasureRequest, baselines: list, progress: Progress,
+                       stop: threading.Event | None = None) -> tuple[list[RawPayload], list]:
+        """`measure`, with the baseline models of relative gates (`baselines`: [(key, MeasureRequest)]) profiled on
+        the same device in the same run, their jobs submitted between the candidate's (SPEC §6 item 7).
+        Returns (the candidate's payloads, [(key, payload)] of the baselines'); raises as `measure`."""
+        from .device import DeviceRun
+        from .faults import from_sdk
+
+        run = DeviceRun(self, req, progress, stop, paired=baselines)
+        try:
+            return run.run(), run.paired_payloads
+        except sdk_errors() as exc:
+            if not from_sdk(exc):
+                raise
+            raise backend_error(exc, self.settings, f"measuring on {req.device}") from None
+
     def probe(self, probe_run_id: str, progress: Progress) -> ProbeOutcome:
         from .probe import probe_qaihub
 
