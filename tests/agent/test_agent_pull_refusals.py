@@ -1,0 +1,160 @@
+"""What a pull-mode agent refuses, against a real store (SeaweedFS) and a real agent process: untrusted
+signers, expired and decreasing channel manifests (TUF's freshness rules, the floor surviving a restart),
+objects whose bytes were replaced or run long in the bucket (nothing activated), and a store that goes
+down (the agent keeps serving, backs off, and reports the errors when the store is back)."""
+
+from __future__ import annotations
+
+import random
+
+from s3_store import running_seaweedfs
+
+from edgegate_cli.agent.pull_loop import MAX_BACKOFF, PullLoop
+
+from .fixtures import PUBLISHER, STRANGER
+from .models import linear_bytes
+from .pull_helpers import (
+    active_version,
+    pull_agent,
+    report,
+    seen,
+    upload_release,
+    utc,
+    wait_reports,
+    write_channel,
+)
+from .releases import sha, write_release
+
+QUICK = {"name": "quickstart"}
+
+
+def polled_again(client, bucket: str, device: str, times: int = 3) -> dict:
+    """Wait until the device has polled `times` more times; return its last report."""
+    first = report(client, bucket, device)["poll"]["at"]
+    stamps = {first}
+    return wait_reports(client, bucket, [device], lambda r: stamps.add(r["poll"]["at"]) or len(stamps) > times,
+                        f"{times} more polls")[device]
+
+
+def refused_with(code: str, version: int):
+    return lambda r: r["poll"]["status"] == "refused" and r["poll"]["code"] == code and \
+        r["poll"]["channel_version"] in (None, version)
+
+
+def test_untrusted_expired_and_decreasing_channels_are_refused(agent_factory, s3_server, s3_bucket, tmp_path):
+    client, device = s3_server.client(), "dev-fresh"
+    a = write_release(tmp_path / "a", PUBLISHER, version="1.0.0", models={"model.onnx": linear_bytes(1)})
+    b = write_release(tmp_path / "b", PUBLISHER, version="1.1.0", models={"model.onnx": linear_bytes(2)})
+    ea, eb = upload_release(client, s3_bucket, a), upload_release(client, s3_bucket, b)
+    write_channel(client, s3_bucket, STRANGER, version=9, releases=[ea], current=QUICK | {"version": "1.0.0"})
+    agent = pull_agent(agent_factory, s3_server, s3_bucket, device)
+    r = wait_reports(client, s3_bucket, [device], refused_with("KEY_UNTRUSTED", 9), "KEY_UNTRUSTED")[device]
+    assert r["poll"]["message"].endswith(f"signed by untrusted key {STRANGER.key_id}")
+    assert r["active"] is None and r["channel"]["seen"] is None
+
+    write_channel(client, s3_bucket, PUBLISHER, version=3, releases=[ea], current=QUICK | {"version": "1.0.0"},
+                  issued_at=utc(days=-8), expires_at=utc(seconds=-1))
+    wait_reports(client, s3_bucket, [device], refused_with("CHANNEL_EXPIRED", 3), "CHANNEL_EXPIRED")
+    r = polled_again(client, s3_bucket, device)
+    assert r["poll"]["code"] == "CHANNEL_EXPIRED" and r["active"] is None
+    assert r["refusals"] == {"KEY_UNTRUSTED": 1, "CHANNEL_EXPIRED": 1}  # recorded once, not at every poll
+
+    write_channel(client, s3_bucket, PUBLISHER, version=5, releases=[ea, eb], current=QUICK | {"version": "1.0.0"})
+    r = wait_reports(client, s3_bucket, [device], lambda r: seen(5)(r) and active_version(r) == "1.0.0", "1.0.0")
+    assert r[device]["channel"]["seen"]["payload_sha256"].startswith("sha256:")
+
+    v5 = client.get_object(Bucket=s3_bucket, Key="edge/channels/stable.json")["Body"].read()
+    write_channel(client, s3_bucket, PUBLISHER, version=4, releases=[ea, eb], current=QUICK | {"version": "1.1.0"})
+    r = wait_reports(client, s3_bucket, [device], refused_with("CHANNEL_ROLLBACK", 4), "CHANNEL_ROLLBACK")[device]
+    assert r["poll"]["message"].endswith("channel stable version 4 is lower than version 5, already seen")
+    assert active_version(r) == "1.0.0" and r["channel"]["seen"]["version"] == 5
+
+    write_channel(client, s3_bucket, PUBLISHER, version=6, releases=[ea, eb], current=QUICK | {"version": "1.1.0"})
+    wait_reports(client, s3_bucket, [device], lambda r: seen(6)(r) and active_version(r) == "1.1.0", "1.1.0")
+
+    # the floor is durable: after a restart, the old version 5 is still a rollback
+    agent.stop()
+    client.put_object(Bucket=s3_bucket, Key="edge/channels/stable.json", Body=v5)
+    agent.start()
+    r = wait_reports(client, s3_bucket, [device], refused_with("CHANNEL_ROLLBACK", 5), "CHANNEL_ROLLBACK again")
+    assert active_version(r[device]) == "1.1.0" and r[device]["serving"]["version"] == "1.1.0"
+
+
+def test_replaced_or_overlong_objects_activate_nothing(agent_factory, s3_server, s3_bucket, tmp_path):
+    client, device = s3_server.client(), "dev-objects"
+    model = linear_bytes(3)
+    a = write_release(tmp_path / "a", PUBLISHER, version="1.0.0", models={"model.onnx": model})
+    other = bytearray(model)
+    other[-1] ^= 0xFF  # same length, other bytes
+    ea = upload_release(client, s3_bucket, a, tamper={"model/model.onnx": bytes(other)})
+    write_channel(client, s3_bucket, PUBLISHER, version=1, releases=[ea], current=QUICK | {"version": "1.0.0"})
+    agent = pull_agent(agent_factory, s3_server, s3_bucket, device)
+    r = wait_reports(client, s3_bucket, [device], refused_with("DIGEST_MISMATCH", 1), "DIGEST_MISMATCH")[device]
+    assert r["poll"]["message"].startswith(f"model/model.onnx: s3://{s3_bucket}/edge/blobs/sha256/{sha(model)}: "
+                                           "sha256 is ")
+    r = polled_again(client, s3_bucket, device)
+    assert r["active"] is None and r["refusals"] == {"DIGEST_MISMATCH": 1}  # not fetched again for this manifest
+    assert not agent.state_dir.joinpath("blobs", "sha256", sha(model)[:2], sha(model)[2:]).exists()
+
+    longer = write_release(tmp_path / "c", PUBLISHER, version="1.0.1", models={"model.onnx": linear_bytes(4)})
+    ec = upload_release(client, s3_bucket, longer, tamper={"model/model.onnx": linear_bytes(4) + b"\0" * 64})
+    write_channel(client, s3_bucket, PUBLISHER, version=2, releases=[ea, ec], current=QUICK | {"version": "1.0.1"})
+    r = wait_reports(client, s3_bucket, [device], refused_with("LENGTH_MISMATCH", 2), "LENGTH_MISMATCH")[device]
+    assert f"the store holds {len(linear_bytes(4)) + 64} bytes, more than the {len(linear_bytes(4))} declared" \
+        in r["poll"]["message"]
+    assert r["active"] is None
+
+    upload_release(client, s3_bucket, a)  # the right bytes back under the address; a new channel version
+    write_channel(client, s3_bucket, PUBLISHER, version=3, releases=[ea, ec], current=QUICK | {"version": "1.0.0"})
+    r = wait_reports(client, s3_bucket, [device], lambda r: seen(3)(r) and active_version(r) == "1.0.0", "1.0.0")
+    assert r[device]["active"]["sha256"] == a.identity
+
+
+def test_a_store_outage_keeps_the_agent_serving_and_is_reported_when_it_ends(agent_factory, tmp_path):
+    with running_seaweedfs(tmp_path / "weed") as server:
+        client = server.client()
+        client.create_bucket(Bucket="fleet")
+        a = write_release(tmp_path / "a", PUBLISHER, version="1.0.0", models={"model.onnx": linear_bytes(5)})
+        write_channel(client, "fleet", PUBLISHER, version=1, releases=[upload_release(client, "fleet", a)],
+                      current=QUICK | {"version": "1.0.0"})
+        agent = pull_agent(agent_factory, server, "fleet", "dev-outage")
+        wait_reports(client, "fleet", ["dev-outage"], lambda r: active_version(r) == "1.0.0", "1.0.0")
+        server.stop()
+        _wait_logged(agent, "error STORE_UNREACHABLE")  # a poll failed: the store is really down
+        with agent.client() as http:
+            for _ in range(20):  # and inference goes on
+                assert http.post("/v1/infer", json={"inputs": {"x": [[0.1] * 8]}}).status_code == 200
+            assert http.get("/v1/status").json()["serving"]["version"] == "1.0.0"
+        server.start_again()
+        client = server.client()
+        r = wait_reports(client, "fleet", ["dev-outage"], lambda r: r["errors"] != [], "a report of the outage")
+        errors = r["dev-outage"]["errors"]
+        assert {e["code"] for e in errors} == {"STORE_UNREACHABLE"}
+        assert all(e["status"] == "error" and "did not answer" in e["message"] for e in errors)
+        assert r["dev-outage"]["poll"]["status"] == "ok" and active_version(r["dev-outage"]) == "1.0.0"
+        wait_reports(client, "fleet", ["dev-outage"], lambda r: r["errors"] == [], "the errors cleared once reported")
+        agent.stop()
+
+
+def _wait_logged(agent, text: str, timeout: float = 60.0) -> None:
+    """Wait (bounded) until the agent's log holds `text`."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in agent.log.read_text(errors="replace"):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{text!r} not in the agent's log within {timeout} s:\n{agent.log.read_text()[-3000:]}")
+
+
+def test_the_poll_interval_is_jittered_and_backs_off_while_the_store_fails():
+    loop = PullLoop(None, 10.0, None, rng=random.Random(7))
+    delays = []
+    for failures in (0, 0, 1, 2, 3, 4, 10):
+        loop.failures = failures
+        delays.append((failures, loop.delay()))
+    for failures, delay in delays:
+        factor = min(2 ** failures, MAX_BACKOFF) if failures else 1
+        assert 8.0 * factor <= delay <= 12.0 * factor
+    assert delays[0][1] != delays[1][1]  # jittered
