@@ -75,7 +75,7 @@ class Fetcher:
         started = time.monotonic()
 
         def attempt() -> None:
-            with open_chunks(blob, http=self._client(), store_for=self._store, chunk_size=self.chunk_size) as chunks:
+            with open_chunks(blob, http=self._client, store_for=self._store, chunk_size=self.chunk_size) as chunks:
                 write_verified(chunks, Path(dest), blob, tmp_dir=tmp_dir, on_progress=on_progress)
 
         _, number = self._retrying(attempt)
@@ -88,7 +88,7 @@ class Fetcher:
         source = Capped(location, max_bytes)
 
         def attempt() -> bytes:
-            with open_chunks(source, http=self._client(), store_for=self._store, chunk_size=self.chunk_size) as chunks:
+            with open_chunks(source, http=self._client, store_for=self._store, chunk_size=self.chunk_size) as chunks:
                 data = bytearray()
                 for chunk in chunks:
                     data += chunk

@@ -45,6 +45,7 @@ class FetchedRelease:
     files: dict[str, Path]  # path in the layout -> file
     manifest: ReleaseManifest
     channel_version: int | None  # the channel manifest's version (None from an export directory)
+    downloaded_bytes: int  # file bytes fetched from the source this time (0: all from the cache or `dest`)
 
 
 def _trusted(keys) -> dsse.TrustedKeys:
@@ -133,16 +134,18 @@ def _model_path(root: Path, manifest: ReleaseManifest) -> Path:
     return root / "model" / name
 
 
-def _place(blob: Blob, target: Path, fetcher: Fetcher, cache: BlobCache | None, tmp: Path) -> None:
+def _place(blob: Blob, target: Path, fetcher: Fetcher, cache: BlobCache | None, tmp: Path) -> int:
+    """Put the verified blob at `target`; returns the bytes fetched from the source (0 on a cache hit)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     if cache is None:
         fetcher.fetch(blob, target, tmp_dir=tmp)
-        return
-    cached = cache.fetch(blob, fetcher).path
+        return blob.size
+    result = cache.fetch(blob, fetcher)
     try:
-        os.link(cached, target)
+        os.link(result.path, target)
     except OSError:  # another filesystem: copy, verified again on the way
-        fetcher.fetch(Blob(str(cached), blob.sha256, blob.size), target, tmp_dir=tmp)
+        fetcher.fetch(Blob(str(result.path), blob.sha256, blob.size), target, tmp_dir=tmp)
+    return blob.size if result.attempts else 0
 
 
 def _already(dest: Path, envelope_bytes: bytes, blobs) -> bool:
@@ -182,17 +185,18 @@ def fetch_release(source: str | os.PathLike, ref: str | None = None, *, keys, de
             envelope, manifest, blobs, version = _from_channel(fetcher, str(source), ref, digest, trusted, now,
                                                                evidence, tmp)
         envelope_bytes = envelope_text(envelope).encode()
+        downloaded = 0
         if not _already(dest, envelope_bytes, blobs):
             if dest.is_dir() and any(dest.iterdir()):
                 raise InvalidInput(f"{dest}: is not empty and holds another release; give a new or empty directory")
             staging = tmp / "release"
             for rel, blob in blobs:
-                _place(blob, staging / rel, fetcher, store, tmp)
+                downloaded += _place(blob, staging / rel, fetcher, store, tmp)
             (staging / ENVELOPE).write_bytes(envelope_bytes)
             if dest.is_dir():
                 dest.rmdir()
             os.rename(staging, dest)
     files = {rel: dest / rel for rel, _ in blobs} | {ENVELOPE: dest / ENVELOPE}
     return FetchedRelease(manifest.name, manifest.version, manifest.identity, dest, _model_path(dest, manifest),
-                          files, manifest, version)
+                          files, manifest, version, downloaded)
 

@@ -25,13 +25,14 @@ MAX_REDIRECTS = 5
 
 
 @contextmanager
-def open_chunks(blob: Blob | Capped, *, http, store_for: Callable,
+def open_chunks(blob: Blob | Capped, *, http: Callable, store_for: Callable,
                 chunk_size: int = CHUNK) -> Iterator[Iterator[bytes]]:
-    """Yield an iterator over the blob's bytes. `http` is an httpx.Client; `store_for(bucket)` returns an
+    """Yield an iterator over the blob's bytes. `http()` returns an httpx.Client (called only for http(s)
+    locations, so s3:// and file reads never import httpx); `store_for(bucket)` returns an
     objectstore.ObjectStore for that bucket."""
     scheme = scheme_of(blob.location)
     if scheme in ("http", "https"):
-        with _http_chunks(blob, http, chunk_size) as chunks:
+        with _http_chunks(blob, http(), chunk_size) as chunks:
             yield chunks
     elif scheme == "s3":
         bucket, _, key = blob.location[len("s3://"):].partition("/")

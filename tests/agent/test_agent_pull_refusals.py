@@ -5,6 +5,7 @@ down (the agent keeps serving, backs off, and reports the errors when the store 
 
 from __future__ import annotations
 
+import json
 import random
 
 from s3_store import running_seaweedfs
@@ -158,3 +159,43 @@ def test_the_poll_interval_is_jittered_and_backs_off_while_the_store_fails():
         factor = min(2 ** failures, MAX_BACKOFF) if failures else 1
         assert 8.0 * factor <= delay <= 12.0 * factor
     assert delays[0][1] != delays[1][1]  # jittered
+
+
+def test_missing_credentials_stop_the_agent_at_start(agent_factory, s3_server, s3_bucket, tmp_path):
+    """A real `agent serve --channel s3://…` with no credentials anywhere in the AWS chain: exit 2, one
+    line naming what is missing, no traceback, nothing served."""
+    import os
+    import subprocess
+    import sys
+
+    from .pull_helpers import channel_url
+
+    agent = agent_factory(start=False, device_id="dev-nocreds")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env |= {"AWS_ENDPOINT_URL": s3_server.endpoint_url, "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+    proc = subprocess.run([sys.executable, "-m", "edgegate_cli.cli", "agent", "serve", "--config", str(agent.config),
+                           "--channel", channel_url(s3_bucket), "--poll", "5"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == (f"Error [STORE_CREDENTIALS_MISSING]: s3://{s3_bucket}/edge/channels/stable.json: no S3 "
+                           "credentials were found (looked for AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
+                           "~/.aws/credentials and ~/.aws/config) (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                           "or AWS_PROFILE with a profile in ~/.aws/credentials)\n")
+    assert not agent.state_dir.exists()  # it never started
+
+
+def test_channel_arguments_are_checked(invoke, agent_factory, s3_bucket, aws_env):
+    agent = agent_factory(start=False, device_id="dev-args")
+    result = invoke("agent", "serve", "--config", agent.config, "--channel", f"s3://{s3_bucket}/edge/stable.json",
+                    expect=2)
+    assert result.stderr == (f"Error [INVALID_INPUT]: s3://{s3_bucket}/edge/stable.json: a channel URL ends in "
+                             "/channels/<channel>.json (e.g. s3://BUCKET/PREFIX/channels/stable.json (the URL "
+                             "`releases push` prints))\n")
+    result = invoke("agent", "serve", "--config", agent.config, "--channel", f"s3://{s3_bucket}/edge/channels/"
+                    "stable.json", "--poll", "30", "--check", "--json")
+    assert json.loads(result.stdout)["channel"] == f"s3://{s3_bucket}/edge/channels/stable.json"
+    slash = agent_factory(start=False, device_id="line-3/dev-1")
+    result = invoke("agent", "serve", "--config", slash.config, "--channel", f"s3://{s3_bucket}/edge/channels/"
+                    "stable.json", expect=2)
+    assert result.stderr.startswith("Error [INVALID_INPUT]: device id 'line-3/dev-1' cannot name a status object")
