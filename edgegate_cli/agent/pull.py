@@ -32,7 +32,7 @@ from .deploy import accept_release, precheck_release
 from .rollback import rollback
 from .runtime import Agent
 from .state import utc_text
-from .trust import release_entries
+from .trust import release_entries, verify_manifest
 
 log = logging.getLogger("edgegate.agent.pull")
 DEPLOY_WAIT_S = 900.0
@@ -111,13 +111,17 @@ class Puller:
             record = rollback(self.agent, {"directive": directive}, cohorts=(manifest.cohort,))
             return {"action": "rolled_back", "deployment": record["id"]}
         envelope = read_release_envelope(self.fetcher, self.location, entry, self.agent.blobs.tmp)
-        release = precheck_release(self.agent, envelope, now)
+        try:
+            release = verify_manifest(envelope, self.agent.cfg, now)
+        except AgentRefusal as exc:
+            raise self.agent.record(exc) from None
         if (release.name, release.version, release.identity, release.channel) != \
-                (entry.name, entry.version, entry.identity, manifest.channel):
+                (entry.name, entry.version, entry.identity, manifest.channel):  # no mix and match (TUF)
             raise self.agent.record(AgentRefusal(
                 Code.MANIFEST_INVALID, f"{self.location.where}: the channel lists {entry.ref} ({entry.identity}) "
                                        f"on {manifest.channel}, but its manifest is {release.name}@{release.version} "
                                        f"({release.identity}) on {release.channel}"))
+        precheck_release(self.agent, envelope, now)
         self._download(release)
         record = accept_release(self.agent, envelope, rollout_id, now)
         final = self._wait(record["id"])

@@ -105,9 +105,16 @@ def test_replaced_or_overlong_objects_activate_nothing(agent_factory, s3_server,
         in r["poll"]["message"]
     assert r["active"] is None
 
+    # mix and match: the channel names 1.0.2 but points at 1.0.0's signed manifest
+    mixed = {**ea, "version": "1.0.2"}
+    write_channel(client, s3_bucket, PUBLISHER, version=3, releases=[ea, mixed], current=QUICK | {"version": "1.0.2"})
+    r = wait_reports(client, s3_bucket, [device], refused_with("MANIFEST_INVALID", 3), "MANIFEST_INVALID")[device]
+    assert r["poll"]["message"].endswith(f"the channel lists quickstart@1.0.2 ({a.identity}) on stable, but its "
+                                         f"manifest is quickstart@1.0.0 ({a.identity}) on stable")
+
     upload_release(client, s3_bucket, a)  # the right bytes back under the address; a new channel version
-    write_channel(client, s3_bucket, PUBLISHER, version=3, releases=[ea, ec], current=QUICK | {"version": "1.0.0"})
-    r = wait_reports(client, s3_bucket, [device], lambda r: seen(3)(r) and active_version(r) == "1.0.0", "1.0.0")
+    write_channel(client, s3_bucket, PUBLISHER, version=4, releases=[ea, ec], current=QUICK | {"version": "1.0.0"})
+    r = wait_reports(client, s3_bucket, [device], lambda r: seen(4)(r) and active_version(r) == "1.0.0", "1.0.0")
     assert r[device]["active"]["sha256"] == a.identity
 
 
