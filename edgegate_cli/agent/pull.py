@@ -44,7 +44,7 @@ class Puller:
     def __init__(self, agent: Agent, location, fetcher):
         self.agent, self.location, self.fetcher = agent, location, fetcher
         self.last_manifest: cm.ChannelManifest | None = None
-        self._refused: dict[tuple, dict] = {}  # (what was refused) -> the poll result, recorded once
+        self._refused: dict[tuple, AgentRefusal] = {}  # what was refused -> its refusal, recorded once
 
     def poll_once(self) -> dict:
         """One poll; never raises. Returns {at, status: ok|refused|error, action, code, message, ...}."""

@@ -92,14 +92,17 @@ def read_channel(fetcher, location: ChannelLocation, trusted_keys, *, now: datet
 
 
 def read_release_envelope(fetcher, location: ChannelLocation, entry, tmp_dir) -> dict:
-    """The release.dsse.json a channel entry names, fetched with its digest and length checked."""
-    import tempfile
+    """The release.dsse.json a channel entry names, fetched with its digest and length checked (through a
+    file in `tmp_dir`, removed again: a directory that holds only files, such as an agent's blobs/tmp)."""
+    import uuid
     from pathlib import Path
 
-    with tempfile.TemporaryDirectory(dir=tmp_dir, prefix="envelope-") as tmp:
-        path = Path(tmp) / "release.dsse.json"
-        fetcher.fetch(location.blob(entry.manifest_sha256, entry.manifest_size), path)
+    path = Path(tmp_dir) / f"envelope-{uuid.uuid4().hex}.json"
+    try:
+        fetcher.fetch(location.blob(entry.manifest_sha256, entry.manifest_size), path, tmp_dir=Path(tmp_dir))
         data = path.read_bytes()
+    finally:
+        path.unlink(missing_ok=True)
     try:
         envelope = json.loads(data)
     except ValueError:
