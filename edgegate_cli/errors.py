@@ -177,6 +177,19 @@ class ManifestInvalid(VerificationFailed):
     code = "MANIFEST_INVALID"
 
 
+# Refusals of a signed channel manifest (the pull path, SPEC §10.5; TUF's freshness rules).
+class ChannelExpired(VerificationFailed):
+    """The channel manifest's expires_at has passed (checked against the update's fixed start time)."""
+
+    code = "CHANNEL_EXPIRED"
+
+
+class ChannelRollback(VerificationFailed):
+    """The channel manifest's version is lower than one already seen (or the same version with other content)."""
+
+    code = "CHANNEL_ROLLBACK"
+
+
 # --- Object stores and verified downloads (SPEC §10.5; issue 15) ---------------------------------------
 # "Store" is wherever a blob is fetched from: an S3-compatible bucket, an HTTP(S) server, an export directory.
 # `transient` says whether trying again later may succeed (the download retry policy reads it).

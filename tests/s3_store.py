@@ -60,6 +60,8 @@ class SeaweedFS:
     startup_seconds: float | None = None  # launch → first signed write+read round-trip
     region: str = REGION
     _log: object = field(default=None, repr=False)
+    _keys: dict = field(default_factory=dict, repr=False)
+    _config: Path | None = field(default=None, repr=False)
 
     def client(self, access_key: str | None = None, secret_key: str | None = None, **config):
         """A boto3 S3 client for this server (the admin identity unless keys are given)."""
@@ -102,6 +104,15 @@ class SeaweedFS:
     def log_tail(self, chars: int = 3000) -> str:
         path = self.data_dir / "weed.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+    def start_again(self) -> None:
+        """After stop(): the same server again, on the same ports with the same data (an outage that
+        ends). Returns once it serves signed requests."""
+        assert self.process.poll() is not None, "stop() it first"
+        again = _launch(self.data_dir, self._keys, self._config, ports=self.ports)
+        self.process, self._log, self.started_at = again.process, again._log, again.started_at
+        if not _wait_ready(self, self.started_at + READY_TIMEOUT):
+            raise RuntimeError(f"weed mini did not start again:\n{self.log_tail()}")
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int:
         """SIGTERM, wait up to `timeout`, then SIGKILL; remove the unix sockets weed leaves in /tmp.
@@ -189,10 +200,11 @@ def identity(name: str, actions: list[str]) -> tuple[dict, str, str]:
     return entry, access, secret
 
 
-def _launch(data_dir: Path, keys: dict[str, str], config: Path) -> SeaweedFS:
-    ports = dict(zip(PORT_FLAGS[:-2], free_ports(len(PORT_FLAGS) - 2), strict=True))
-    # mini's maintenance worker dials the admin server at admin.port + 10000 whatever admin.port.grpc says
-    ports["admin.port"], ports["admin.port.grpc"] = _free_port_pair(GRPC_OFFSET, exclude=ports.values())
+def _launch(data_dir: Path, keys: dict[str, str], config: Path, ports: dict[str, int] | None = None) -> SeaweedFS:
+    if ports is None:
+        ports = dict(zip(PORT_FLAGS[:-2], free_ports(len(PORT_FLAGS) - 2), strict=True))
+        # mini's maintenance worker dials the admin server at admin.port + 10000 whatever admin.port.grpc says
+        ports["admin.port"], ports["admin.port.grpc"] = _free_port_pair(GRPC_OFFSET, exclude=ports.values())
     args = [str(WEED), "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             "-master.telemetry=false", "-webdav=false", "-admin.ui=false", "-volume.preStopSeconds=0",
             "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.autoCreateBucket=false", f"-s3.config={config}",
@@ -206,7 +218,7 @@ def _launch(data_dir: Path, keys: dict[str, str], config: Path) -> SeaweedFS:
     return SeaweedFS(endpoint_url=f"http://127.0.0.1:{ports['s3.port']}", access_key=keys["access"],
                      secret_key=keys["secret"], reader_access_key=keys["reader_access"],
                      reader_secret_key=keys["reader_secret"], data_dir=data_dir, process=process, ports=ports,
-                     started_at=started, _log=log)
+                     started_at=started, _log=log, _keys=keys, _config=config)
 
 
 def _wait_ready(server: SeaweedFS, deadline: float) -> bool:

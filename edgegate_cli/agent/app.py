@@ -112,15 +112,22 @@ class Routes:
                                        "hint": "the agent's log has the traceback"}}, status_code=500)
 
 
-def create_app(agent: Agent) -> Starlette:
-    """The ASGI application of `agent`; its lifespan restores the active model before serving."""
+def create_app(agent: Agent, background=None) -> Starlette:
+    """The ASGI application of `agent`; its lifespan restores the active model before serving, then starts
+    `background` (the pull loop, with start() and stop()) if given, and stops it on shutdown."""
     routes = Routes(agent)
 
     @asynccontextmanager
     async def lifespan(app):
         await run_in_threadpool(agent.restore)  # the active model serves again before the first request
         await run_in_threadpool(resume_interrupted, agent)
-        yield
+        if background is not None:
+            background.start()
+        try:
+            yield
+        finally:
+            if background is not None:
+                await run_in_threadpool(background.stop)
 
     return Starlette(
         routes=[Route("/v1/status", routes.status, methods=["GET"]),

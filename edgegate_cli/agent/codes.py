@@ -37,6 +37,8 @@ class Code(StrEnum):
     NOT_FOUND = "NOT_FOUND"
     NO_ACTIVE_MODEL = "NO_ACTIVE_MODEL"
     INFERENCE_FAILED = "INFERENCE_FAILED"  # the model raised on these inputs (counted as an error)
+    CHANNEL_EXPIRED = "CHANNEL_EXPIRED"  # pull mode: the channel manifest's expires_at has passed
+    CHANNEL_ROLLBACK = "CHANNEL_ROLLBACK"  # pull mode: a channel version lower than one seen
     INTERNAL = "INTERNAL"
 
 
@@ -47,7 +49,7 @@ HTTP_STATUS = {
     Code.INVALID_REQUEST: 400, Code.BODY_TOO_LARGE: 413, Code.LENGTH_REQUIRED: 411, Code.REQUEST_TIMEOUT: 408,
     Code.BLOB_MISSING: 409, Code.DEPLOY_IN_PROGRESS: 409, Code.WRONG_DEVICE: 422, Code.ROLLBACK_MISMATCH: 409,
     Code.NO_ROLLBACK_TARGET: 409, Code.NOT_FOUND: 404, Code.NO_ACTIVE_MODEL: 503, Code.INFERENCE_FAILED: 422,
-    Code.INTERNAL: 500,
+    Code.CHANNEL_EXPIRED: 422, Code.CHANNEL_ROLLBACK: 409, Code.INTERNAL: 500,
 }
 
 

@@ -36,36 +36,69 @@ from .trust import (
 
 LOAD_NICE = 10  # niceness of the deploy thread (0 normal, 19 lowest)
 
+
 def accept_deploy(agent: Agent, body) -> dict:
-    """Check a deploy request and accept it (202) or raise the AgentRefusal (recorded)."""
+    """Check a pushed deploy request and accept it (202) or raise the AgentRefusal (recorded)."""
     now = agent.clock()
     with agent.lock:
         try:
             request = parse_deploy(body)
             keep_until = check_fresh(request.nonce, request.issued_at, agent.state, now,
                                      agent.cfg.limits["replay_window_s"])
-            manifest = verify_manifest(request.envelope, agent.cfg, now)
+        except AgentRefusal as exc:
+            raise agent.record(exc) from None
+        view = _accept(agent, request.envelope, request.rollout_id, now,
+                       lambda draft: draft["nonces"].__setitem__(request.nonce, keep_until))
+    _start(agent, view["id"], request.envelope, time.monotonic())
+    return view
+
+
+def accept_release(agent: Agent, envelope: dict, rollout_id: str | None, now) -> dict:
+    """Accept a release the agent fetched itself (the pull path, whose freshness is the channel manifest's
+    version and expiry rather than a nonce): the same checks as a push from the manifest on, then the same
+    deployment. Returns the deployment record or raises the AgentRefusal (recorded)."""
+    with agent.lock:
+        view = _accept(agent, envelope, rollout_id, now, None)
+    _start(agent, view["id"], envelope, time.monotonic())
+    return view
+
+
+def precheck_release(agent: Agent, envelope: dict, now) -> ReleaseManifest:
+    """Checks 3-7 of trust.py (signature and keys, expiry, INCOMPATIBLE, NO_EVIDENCE, DEPLOY_IN_PROGRESS,
+    DOWNGRADE), recorded like any refusal: what the pull path runs before downloading a release's files."""
+    with agent.lock:
+        try:
+            manifest = verify_manifest(envelope, agent.cfg, now)
             check_release(manifest, agent.cfg)
             check_not_busy(agent.state)
             check_version(manifest, agent.state)
-            check_blobs(manifest, agent.blobs)
         except AgentRefusal as exc:
             raise agent.record(exc) from None
-        dep = {"id": "dep-" + secrets.token_hex(6), "kind": "deploy", "status": "staging", "code": None,
-               "message": None, "rollout_id": request.rollout_id, "accepted_at": utc_text(now),
-               "release": {"name": manifest.name, "version": manifest.version, "sha256": manifest.identity,
-                           "manifest_sha256": manifest.payload_sha256},
-               "envelope": request.envelope}  # kept until the deployment ends, so a restart can resume it
+    return manifest
 
-        def change(draft: dict) -> None:
-            draft["highest"][manifest.name] = manifest.version
-            draft["nonces"][request.nonce] = keep_until
-            draft["deployments"].append(dep)
 
-        agent.commit(change)
-        view = public_deployment(dep)
-    _start(agent, dep["id"], request.envelope, time.monotonic())
-    return view
+def _accept(agent: Agent, envelope: dict, rollout_id: str | None, now, remember) -> dict:
+    """Checks 3-8, then the new highest version (and what `remember` adds) and the deployment made durable
+    together. The caller holds the lock and starts the deployment once it has released it."""
+    manifest = precheck_release(agent, envelope, now)
+    try:
+        check_blobs(manifest, agent.blobs)
+    except AgentRefusal as exc:
+        raise agent.record(exc) from None
+    dep = {"id": "dep-" + secrets.token_hex(6), "kind": "deploy", "status": "staging", "code": None,
+           "message": None, "rollout_id": rollout_id, "accepted_at": utc_text(now),
+           "release": {"name": manifest.name, "version": manifest.version, "sha256": manifest.identity,
+                       "manifest_sha256": manifest.payload_sha256},
+           "envelope": envelope}  # kept until the deployment ends, so a restart can resume it
+
+    def change(draft: dict) -> None:
+        draft["highest"][manifest.name] = manifest.version
+        if remember is not None:
+            remember(draft)
+        draft["deployments"].append(dep)
+
+    agent.commit(change)
+    return public_deployment(dep)
 
 
 def resume_interrupted(agent: Agent) -> None:

@@ -26,7 +26,7 @@ from .state import utc_text
 from .trust import check_not_busy
 
 
-def _check(agent: Agent, body, now) -> RollbackDirective:
+def _check(agent: Agent, body, now, cohorts: tuple[str, ...]) -> RollbackDirective:
     if not isinstance(body, dict) or set(body) != {"directive"} or not isinstance(body["directive"], dict):
         raise AgentRefusal(Code.INVALID_REQUEST, 'the body must be {"directive": <signed rollback directive>}')
     try:
@@ -39,10 +39,11 @@ def _check(agent: Agent, body, now) -> RollbackDirective:
     if parse_utc(directive.issued_at, what="issued_at") > now + window:
         raise AgentRefusal(Code.REPLAY, f"directive issued_at {directive.issued_at} is in the future "
                                         f"(device clock {utc_text(now)})")
-    if directive.device_id != agent.cfg.device_id and directive.cohort not in agent.cfg.cohorts:
+    cohorts = (*agent.cfg.cohorts, *cohorts)
+    if directive.device_id != agent.cfg.device_id and directive.cohort not in cohorts:
         raise AgentRefusal(Code.WRONG_DEVICE, f"the directive names device {directive.device_id} / cohort "
                                               f"{directive.cohort}; this is {agent.cfg.device_id} in cohorts "
-                                              f"{', '.join(agent.cfg.cohorts) or '(none)'}")
+                                              f"{', '.join(cohorts) or '(none)'}")
     check_not_busy(agent.state)
     active, previous = agent.state["active"], agent.state["previous"]
     if active is None or active["sha256"] != directive.from_sha256:
@@ -57,15 +58,16 @@ def _check(agent: Agent, body, now) -> RollbackDirective:
     return directive
 
 
-def rollback(agent: Agent, body) -> dict:
-    """Check and apply a rollback directive; return the deployment record (status active).
+def rollback(agent: Agent, body, *, cohorts: tuple[str, ...] = ()) -> dict:
+    """Check and apply a rollback directive; return the deployment record (status active). `cohorts` are
+    cohorts the device is in besides its config's (a pull agent is in `channel:<name>` of its channel).
 
     Raises AgentRefusal (recorded); LOAD_FAILED when the held model no longer loads (nothing changed).
     """
     now, started = agent.clock(), time.monotonic()
     with agent.lock:
         try:
-            directive = _check(agent, body, now)
+            directive = _check(agent, body, now, cohorts)
         except AgentRefusal as exc:
             raise agent.record(exc) from None
         target = agent.state["previous"]

@@ -51,20 +51,31 @@ def bind(cfg: AgentConfig) -> socket.socket:
     return sock
 
 
-def serve(cfg: AgentConfig, ctx: Context, *, log_level: str = "info") -> None:
-    """Run the agent until SIGINT/SIGTERM. Raises InvalidInput for a bad TLS setup, a state directory it
-    cannot use, or an address it cannot listen on."""
+def serve(cfg: AgentConfig, ctx: Context, *, log_level: str = "info", channel=None, poll_s: float = 60.0) -> None:
+    """Run the agent until SIGINT/SIGTERM; with `channel` (a download.channel.ChannelLocation), also poll
+    it every `poll_s` seconds (pull mode). Raises InvalidInput for a bad TLS setup, a state directory it
+    cannot use, or an address it cannot listen on; StoreCredentialsMissing for an s3:// channel without
+    credentials."""
     import uvicorn
 
     from .app import create_app
     from .runtime import Agent
 
     context = server_ssl_context(cfg)
+    if channel is not None:
+        from .pull_loop import check_pull
+
+        check_pull(channel, cfg.device_id)
     sock = bind(cfg)
     agent = Agent(cfg, ctx)
+    background = None
+    if channel is not None:
+        from .pull_loop import open_pull
+
+        background = open_pull(agent, channel, poll_s)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = uvicorn.Config(
-        create_app(agent), host=cfg.host, port=cfg.port, workers=1, http="h11", lifespan="on",
+        create_app(agent, background), host=cfg.host, port=cfg.port, workers=1, http="h11", lifespan="on",
         log_level=log_level, access_log=False, limit_concurrency=int(cfg.limits["concurrency"]),
         timeout_keep_alive=5, ssl_certfile=str(cfg.tls_cert), ssl_keyfile=str(cfg.tls_key),
         ssl_context_factory=lambda _config, _default: context)

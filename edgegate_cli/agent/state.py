@@ -8,7 +8,8 @@ never reopen a downgrade or a replay.
      "highest":  {release name: highest accepted version},
      "nonces":   {nonce: keep_until},                   # pruned once a replay would fail the time check anyway
      "deployments": [{id, kind, status, code, message, release, rollout_id, accepted_at, ...}],  # newest last
-     "refusals": {code: count}, "recent_refusals": [{at, code, message}]}
+     "refusals": {code: count}, "recent_refusals": [{at, code, message}],
+     "channels": {channel: {version, payload_sha256, seen_at}}}   # pull mode: the highest version seen
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def utc_text(moment: datetime) -> str:
 
 def empty_state() -> dict:
     return {"state_format": STATE_FORMAT, "active": None, "previous": None, "highest": {}, "nonces": {},
-            "deployments": [], "refusals": {}, "recent_refusals": []}
+            "deployments": [], "refusals": {}, "recent_refusals": [], "channels": {}}
 
 
 class StateFile:

@@ -23,11 +23,19 @@ def serve(
     config: Path = typer.Option(..., "--config", metavar="FILE", help="The agent config (TOML)."),
     check: bool = typer.Option(False, "--check", help="Check the config and the TLS files, print them, and exit."),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error (stderr)."),
+    channel: str = typer.Option(None, "--channel", metavar="URL", help="Pull mode: poll this channel manifest "
+                                "(s3://BUCKET/PREFIX/channels/NAME.json, https:// or a path) and converge on what "
+                                "it says; credentials from the standard AWS chain."),
+    poll: float = typer.Option(60.0, "--poll", metavar="SECONDS", min=0.2, help="Pull mode: seconds between "
+                               "polls (±20 % jitter; backs off up to 8x while the store fails)."),
     json_: bool = JSON_OPTION,
 ) -> None:
-    """Serve the edge agent over HTTPS with required client certificates (mutual TLS).
+    """Serve the edge agent over HTTPS with required client certificates (mutual TLS); with --channel,
+    also pull releases from an S3-compatible store and report status there (SPEC §10.5).
 
     Example: edgegate agent serve --config /etc/edgegate/agent.toml
+
+    Example: edgegate agent serve --config agent.toml --channel s3://fleet/edgegate/channels/stable.json --poll 60
     """
     from ..agent.config import load_config
     from ..agent.server import serve as run_server
@@ -40,15 +48,25 @@ def serve(
         from ..errors import InvalidInput
 
         raise InvalidInput(f"--log-level is {log_level!r}, expected debug, info, warning or error")
+    location = None
+    if channel is not None:
+        from ..agent.pull_loop import check_pull
+        from ..download.channel import channel_location
+
+        location = channel_location(channel)
+        check_pull(location, cfg.device_id)
     if check:
         server_ssl_context(cfg)
         out.emit({"config": str(cfg.source), "device_id": cfg.device_id, "device_type": cfg.device_type,
                   "listen": f"{cfg.host}:{cfg.port}", "state_dir": str(cfg.state_dir),
-                  "trusted_keys": sorted(cfg.trusted_keys), "require_evidence": cfg.require_evidence},
+                  "trusted_keys": sorted(cfg.trusted_keys), "require_evidence": cfg.require_evidence,
+                  "channel": location.where if location else None, "poll_s": poll if location else None},
                  lambda out, r: out.line(f"{r['config']}: OK — device {r['device_id']} ({r['device_type']}) "
-                                         f"on https://{r['listen']}, trusting {', '.join(r['trusted_keys'])}"))
+                                         f"on https://{r['listen']}, trusting {', '.join(r['trusted_keys'])}"
+                                         + (f"; pulling {r['channel']} every {r['poll_s']:g} s" if r['channel']
+                                            else "")))
         return
-    run_server(cfg, out.ctx, log_level=log_level)
+    run_server(cfg, out.ctx, log_level=log_level, channel=location, poll_s=poll)
 
 
 def _issued(out, result) -> None:

@@ -30,6 +30,10 @@ def publish(
                                    "agents refuse the release (default: never)."),
     force: bool = typer.Option(False, "--force", help="Publish WITHOUT evidence (audited; the release says "
                                "`evidence: none` and agents that require evidence refuse it)."),
+    to: str = typer.Option(None, "--to", metavar="s3://BUCKET/PREFIX", help="Also push the release to an "
+                           "S3-compatible store for agents that pull (as `releases push`)."),
+    channel_expires_in: str = typer.Option("7d", "--channel-expires-in", metavar="DURATION", help="With --to: "
+                                           "how long agents accept the channel manifest (7d, 36h, 90m)."),
     json_: bool = typer.Option(False, "--json", help="Print the result as one JSON document."),
 ) -> None:
     """Publish MODEL as NAME@VERSION: a DSSE-signed release manifest naming the model's files by digest
@@ -42,6 +46,8 @@ def publish(
     release again is a no-op (exit 0); other content under a published version is RELEASE_EXISTS (exit 2).
 
     Example: edgegate publish model.onnx --name quickstart --version 1.0.0 --bundle q.zip
+
+    Example: edgegate publish model.onnx --name quickstart --version 1.0.0 --bundle q.zip --to s3://fleet/edgegate
     """
     from ..registry.publish import PublishRequest
     from ..registry.publish import publish as do_publish
@@ -51,7 +57,7 @@ def publish(
     ws = open_workspace(out)
     request = PublishRequest(model=model, name=name, version=version, bundle=bundle, run=run_id, channel=channel,
                              compatible=tuple(compatible), reference_data=reference_data, key=key, force=force,
-                             expires_at=expires_at)
+                             expires_at=expires_at, to=to, channel_expires_in=channel_expires_in)
     with out.progress(f"Publishing {name}@{version}") as advance:
         result = do_publish(ws, request, advance)
     out.emit(result, _show)
@@ -70,4 +76,9 @@ def _show(out, r) -> None:
     out.line(f"  reference data: {r.reference or 'none'}")
     out.line(f"  compatible: {', '.join(r.compatible) or 'any device type'}; expires: {r.expires_at or 'never'}")
     out.line(f"  manifest: {r.payload_sha256}, signed by {r.publisher}")
-    out.line(f"Export it with `edgegate releases export {r.name}@{r.version} DIR`.")
+    if r.pushed is not None:
+        from .releases import show_push
+
+        show_push(out, r.pushed)
+    else:
+        out.line(f"Export it with `edgegate releases export {r.name}@{r.version} DIR`.")

@@ -174,3 +174,43 @@ def delete(
     out = start(ctx, json_)
     row = do_delete(open_workspace(out), ref)
     out.emit(row, lambda out, r: out.line(f"Deleted {r.name}@{r.version} (its version stays reserved)"))
+
+
+@app.command()
+def push(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., metavar="NAME@VERSION", help="The release (a bare NAME: its newest version)."),
+    url: str = typer.Argument(..., metavar="s3://BUCKET/PREFIX", help="Where agents pull from."),
+    expires_in: str = typer.Option("7d", "--channel-expires-in", metavar="DURATION", help="How long agents "
+                                   "accept the new channel manifest (7d, 36h, 90m); push again before then."),
+    key: str = typer.Option(None, "--key", metavar="KEY_ID", help="Sign the channel manifest with this key "
+                            "(default: EDGEGATE_SIGNING_KEY, else the newest non-revoked key of this home)."),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Put a release on an S3-compatible store (AWS S3, MinIO, Ceph RGW, SeaweedFS) for agents that pull:
+    its files and signed manifest as content-addressed objects first, then a new signed channel manifest
+    (version + 1) that makes it the channel's current release. Pushing again renews the channel's expiry.
+
+    Credentials and endpoint come from the standard AWS chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY,
+    AWS_PROFILE, ~/.aws; AWS_ENDPOINT_URL for stores other than AWS); never stored or printed.
+
+    Example: edgegate releases push quickstart@1.0.0 s3://fleet/edgegate
+    """
+    from ..registry.push import parse_expiry, push_release
+    from . import open_workspace, start
+
+    out = start(ctx, json_)
+    ws = open_workspace(out)
+    with out.progress(f"Pushing {ref}") as advance:
+        result = push_release(ws, ref, url, key=key, expires_in=parse_expiry(expires_in), progress=advance)
+    out.emit(result, show_push)
+
+
+def show_push(out, r) -> None:
+    c = r.channel
+    out.line(f"Pushed {r.name}@{r.version} to {r.root}: {r.uploaded} of {r.objects} objects sent "
+             f"({r.bytes_uploaded:,} bytes), the rest already there", style="bold green")
+    out.line(f"  channel {c.channel}: version {c.version}, current {c.current}, expires {c.expires_at}"
+             + (f", rollout {c.rollout['id']} of {c.rollout['release']['name']}@{c.rollout['release']['version']}"
+                if c.rollout else ""))
+    out.line(f"  agents: edgegate agent serve --config agent.toml --channel {c.url}")

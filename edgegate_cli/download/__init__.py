@@ -1,5 +1,11 @@
 """Verified downloads: the core of the EdgeGate SDK and of agents that pull (SPEC §10.5).
 
+    from edgegate_cli.download import fetch_release
+    release = fetch_release("s3://fleet/edgegate/channels/stable.json", "quickstart@1.1.0",
+                            keys=["publisher.pem"], dest="models/quickstart", cache="~/.cache/edgegate")
+
+A single blob:
+
     from edgegate_cli.download import Blob, Fetcher, BlobCache
 
     blob = Blob("s3://releases/blobs/sha256/<hex>", sha256="<hex>", size=1234)
@@ -17,8 +23,11 @@ Importing this package loads neither httpx, boto3 nor tenacity.
 
 from .blob import Blob, display_location, export_blob
 from .cache import BlobCache
+from .channel import ChannelLocation, channel_location, channel_url
 from .fetch import Fetcher, FetchResult, RetryPolicy, fetch_blob, is_transient
+from .release import FetchedRelease, fetch_release
 from .verify import hash_file, write_verified
 
-__all__ = ["Blob", "BlobCache", "FetchResult", "Fetcher", "RetryPolicy", "display_location", "export_blob",
-           "fetch_blob", "hash_file", "is_transient", "write_verified"]
+__all__ = ["Blob", "BlobCache", "ChannelLocation", "FetchResult", "FetchedRelease", "Fetcher", "RetryPolicy",
+           "channel_location", "channel_url", "display_location", "export_blob", "fetch_blob", "fetch_release",
+           "hash_file", "is_transient", "write_verified"]

@@ -40,6 +40,23 @@ class Blob:
         return display_location(self.location)
 
 
+@dataclass(frozen=True)
+class Capped:
+    """A source read without a known digest (a channel manifest): at most `size` bytes of `location`."""
+
+    location: str
+    size: int
+
+    def __post_init__(self):
+        if scheme_of(self.location) not in SCHEMES:
+            raise InvalidInput(f"{display_location(self.location)}: not an https://, http://, s3:// or file:// URL "
+                               "or a local path")
+
+    @property
+    def where(self) -> str:
+        return display_location(self.location)
+
+
 def scheme_of(location: str) -> str:
     """The URL scheme, or "file" for a plain path (Windows drive letters included)."""
     if not isinstance(location, str) or not location:

@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import EdgeGateError, InvalidInput
-from .blob import Blob
+from ..errors import EdgeGateError, InvalidInput, LengthMismatch
+from .blob import Blob, Capped
 from .sources import CHUNK, open_chunks
 from .verify import Progress, write_verified
 
@@ -72,9 +72,37 @@ class Fetcher:
               on_progress: Progress | None = None) -> FetchResult:
         """Download `blob` to `dest`, verified; return what it took. Raises LengthMismatch/DigestMismatch
         (exit 1), Store* errors (2 or 3) once retries are spent; `dest` is then untouched."""
+        started = time.monotonic()
+
+        def attempt() -> None:
+            with open_chunks(blob, http=self._client, store_for=self._store, chunk_size=self.chunk_size) as chunks:
+                write_verified(chunks, Path(dest), blob, tmp_dir=tmp_dir, on_progress=on_progress)
+
+        _, number = self._retrying(attempt)
+        return FetchResult(Path(dest), blob.size, number, time.monotonic() - started)
+
+    def read(self, location: str, *, max_bytes: int) -> bytes:
+        """The bytes at `location` (any scheme a Blob takes) when there are at most `max_bytes` of them: for
+        small documents whose digest is not known in advance (a channel manifest). A source that declares
+        or sends more is LengthMismatch, unread past the limit. Retried like `fetch`."""
+        source = Capped(location, max_bytes)
+
+        def attempt() -> bytes:
+            with open_chunks(source, http=self._client, store_for=self._store, chunk_size=self.chunk_size) as chunks:
+                data = bytearray()
+                for chunk in chunks:
+                    data += chunk
+                    if len(data) > max_bytes:
+                        raise LengthMismatch(f"{source.where}: more than {max_bytes} bytes")
+                return bytes(data)
+
+        data, _ = self._retrying(attempt)
+        return data
+
+    def _retrying(self, attempt):
+        """(what `attempt()` returns, the attempt number that succeeded), retrying transient failures."""
         from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
-        started = time.monotonic()
         policy = self.retry
         retrying = Retrying(stop=stop_after_attempt(policy.attempts), reraise=True,
                             retry=retry_if_exception(is_transient),
@@ -82,17 +110,16 @@ class Fetcher:
                             + wait_random(0, policy.initial_wait))
         number = 0
         try:
-            for attempt in retrying:
-                number = attempt.retry_state.attempt_number
-                with attempt, open_chunks(blob, http=self._client(), store_for=self._store,
-                                          chunk_size=self.chunk_size) as chunks:
-                    write_verified(chunks, Path(dest), blob, tmp_dir=tmp_dir, on_progress=on_progress)
+            for state in retrying:
+                number = state.retry_state.attempt_number
+                with state:
+                    result = attempt()
         except EdgeGateError as exc:
             if number > 1 and is_transient(exc):
                 exc.message = f"{exc.message} (gave up after {number} attempts)"
                 exc.args = (exc.message,)
             raise
-        return FetchResult(Path(dest), blob.size, number, time.monotonic() - started)
+        return result, number
 
     def _client(self):
         if self._http is None:

@@ -18,19 +18,21 @@ from ..errors import (
     StoreNotFound,
     StoreUnreachable,
 )
-from .blob import Blob, scheme_of
+from .blob import Blob, Capped, scheme_of
 
 CHUNK = 1 << 20
 MAX_REDIRECTS = 5
 
 
 @contextmanager
-def open_chunks(blob: Blob, *, http, store_for: Callable, chunk_size: int = CHUNK) -> Iterator[Iterator[bytes]]:
-    """Yield an iterator over the blob's bytes. `http` is an httpx.Client; `store_for(bucket)` returns an
+def open_chunks(blob: Blob | Capped, *, http: Callable, store_for: Callable,
+                chunk_size: int = CHUNK) -> Iterator[Iterator[bytes]]:
+    """Yield an iterator over the blob's bytes. `http()` returns an httpx.Client (called only for http(s)
+    locations, so s3:// and file reads never import httpx); `store_for(bucket)` returns an
     objectstore.ObjectStore for that bucket."""
     scheme = scheme_of(blob.location)
     if scheme in ("http", "https"):
-        with _http_chunks(blob, http, chunk_size) as chunks:
+        with _http_chunks(blob, http(), chunk_size) as chunks:
             yield chunks
     elif scheme == "s3":
         bucket, _, key = blob.location[len("s3://"):].partition("/")
@@ -41,13 +43,13 @@ def open_chunks(blob: Blob, *, http, store_for: Callable, chunk_size: int = CHUN
             yield chunks
 
 
-def _too_long(blob: Blob, declared: int) -> LengthMismatch:
+def _too_long(blob: Blob | Capped, declared: int) -> LengthMismatch:
     return LengthMismatch(f"{blob.where}: the source declares {declared} bytes, more than the {blob.size} "
                           "expected", hint="the source does not hold the blob the manifest names; nothing was read")
 
 
 @contextmanager
-def _http_chunks(blob: Blob, http, chunk_size: int):
+def _http_chunks(blob: Blob | Capped, http, chunk_size: int):
     import httpx
 
     try:
@@ -64,7 +66,7 @@ def _http_chunks(blob: Blob, http, chunk_size: int):
         raise _unreachable(blob, exc) from None
 
 
-def _follow_redirects(blob: Blob, http):
+def _follow_redirects(blob: Blob | Capped, http):
     """GET, following up to MAX_REDIRECTS redirects by hand so that one from https to anything else is
     refused before a request goes out in the clear (model files may be confidential)."""
     request = http.build_request("GET", blob.location, headers={"Accept-Encoding": "identity"})
@@ -82,7 +84,7 @@ def _follow_redirects(blob: Blob, http):
     raise StoreError(f"{blob.where}: more than {MAX_REDIRECTS} redirects")
 
 
-def _guarded(chunks: Iterator[bytes], blob: Blob) -> Iterator[bytes]:
+def _guarded(chunks: Iterator[bytes], blob: Blob | Capped) -> Iterator[bytes]:
     import httpx
 
     try:
@@ -91,7 +93,7 @@ def _guarded(chunks: Iterator[bytes], blob: Blob) -> Iterator[bytes]:
         raise _unreachable(blob, exc) from None
 
 
-def _unreachable(blob: Blob, exc) -> StoreUnreachable:
+def _unreachable(blob: Blob | Capped, exc) -> StoreUnreachable:
     if _cert_failure(exc):
         return StoreUnreachable(f"{blob.where}: TLS certificate verification failed", transient=False,
                                 hint="the server's certificate is not trusted: fix it, or give the CA bundle")
@@ -112,7 +114,7 @@ def _cert_failure(exc: BaseException | None) -> bool:
     return False
 
 
-def _check_http_response(blob: Blob, response) -> None:
+def _check_http_response(blob: Blob | Capped, response) -> None:
     status = response.status_code
     if status == 200:
         return
@@ -127,7 +129,7 @@ def _check_http_response(blob: Blob, response) -> None:
 
 
 @contextmanager
-def _file_chunks(blob: Blob, chunk_size: int):
+def _file_chunks(blob: Blob | Capped, chunk_size: int):
     path = Path(unquote(urlsplit(blob.location).path)) if blob.location.startswith("file://") else Path(blob.location)
     try:
         f = open(path, "rb")

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..errors import InvalidInput, LengthMismatch, StoreNotFound
+from ..errors import InvalidInput, LengthMismatch, StoreCredentialsMissing, StoreNotFound
 from .failures import safe_endpoint, store_errors
 
 BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
@@ -101,19 +101,35 @@ class ObjectStore:
                 raise InvalidInput(f"{self.location.url()}: the S3 endpoint URL is not valid",
                                    hint="set AWS_ENDPOINT_URL to http(s)://HOST:PORT") from None
         self.endpoint_url = self._client.meta.endpoint_url
+        self._session = session
+
+    def require_credentials(self) -> None:
+        """Resolve the AWS credential chain now (no request is sent); StoreCredentialsMissing naming what
+        was looked for when it finds none, so a long-running program fails at start, not at its first write."""
+        from .failures import CREDENTIALS_HINT
+
+        with store_errors(self.location.url(), self.endpoint_url):
+            credentials = self._session.get_credentials()
+        if credentials is None or not credentials.access_key:
+            raise StoreCredentialsMissing(f"{self.location.url()}: no S3 credentials were found (looked for "
+                                          "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ~/.aws/credentials "
+                                          "and ~/.aws/config)", hint=CREDENTIALS_HINT)
 
     @property
     def bucket(self) -> str:
         return self.location.bucket
 
-    def put_bytes(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> ObjectInfo:
-        """Store `data` at `key` (a full key; see `location.key(name)`). Returns what the store holds."""
+    def put_bytes(self, key: str, data: bytes, *, content_type: str = "application/octet-stream",
+                  cache_control: str | None = None) -> ObjectInfo:
+        """Store `data` at `key` (a full key; see `location.key(name)`). Returns what the store holds.
+        `cache_control` is the Cache-Control a CDN in front of the bucket obeys."""
+        extra = {"CacheControl": cache_control} if cache_control else {}
         with store_errors(self.location.url(key), self.endpoint_url):
-            reply = self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+            reply = self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, **extra)
         return ObjectInfo(key, len(data), _etag(reply), content_type, None)
 
     def put_file(self, key: str, path: Path | str, *, content_type: str = "application/octet-stream",
-                 part_size: int = PART_SIZE) -> ObjectInfo:
+                 part_size: int = PART_SIZE, cache_control: str | None = None) -> ObjectInfo:
         """Upload a file, streamed from disk by s3transfer: one PUT up to `part_size`, else a multipart
         upload in `part_size` parts (S3's minimum part is 5 MiB). InvalidInput if the file is missing."""
         from boto3.s3.transfer import TransferConfig
@@ -124,8 +140,8 @@ class ObjectStore:
         size = path.stat().st_size
         config = TransferConfig(multipart_threshold=part_size, multipart_chunksize=part_size, max_concurrency=4)
         with store_errors(self.location.url(key), self.endpoint_url):
-            self._client.upload_file(str(path), self.bucket, key, ExtraArgs={"ContentType": content_type},
-                                     Config=config)
+            extra = {"ContentType": content_type} | ({"CacheControl": cache_control} if cache_control else {})
+            self._client.upload_file(str(path), self.bucket, key, ExtraArgs=extra, Config=config)
         return ObjectInfo(key, size, None, content_type, None)
 
     def head(self, key: str) -> ObjectInfo | None:

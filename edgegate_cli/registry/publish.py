@@ -25,6 +25,7 @@ from ..evidence import release_manifest as rm
 from ..evidence.dsse import format_utc, parse_utc
 from .ledger import check_unique, payload_digest, record_release, store_blobs
 from .names import check_device_types, check_name, check_version
+from .push import PushResult, open_store, parse_expiry, push_release
 from .records import row_of
 
 
@@ -41,6 +42,8 @@ class PublishRequest:
     key: str | None = None
     force: bool = False
     expires_at: str | None = None
+    to: str | None = None  # s3://BUCKET/PREFIX: also push the release there (registry/push.py)
+    channel_expires_in: str = "7d"
 
 
 class PublishResult(BaseModel):
@@ -60,6 +63,7 @@ class PublishResult(BaseModel):
     evidence: dict | None  # the manifest's evidence, or None (--force: "evidence: none")
     reference: str | None  # where the reference inputs came from, if any
     forced: bool
+    pushed: PushResult | None = None  # with --to
 
 
 def _check_request(req: PublishRequest, now) -> str | None:
@@ -166,6 +170,9 @@ def publish(ws, req: PublishRequest, progress=lambda _text: None) -> PublishResu
     expires_at = _check_request(req, now)
     compatible = check_device_types(req.compatible)
     signer = load_signing_key(ws, req.key)
+    if req.to is not None:  # before anything is published: a bad URL or no credentials stops here
+        channel_expiry = parse_expiry(req.channel_expires_in)
+        store, _ = open_store(req.to)
     progress(f"hashing {req.model}")
     model = describe_model(req.model)
     existing = row_of(ws.db, req.name, req.version)
@@ -190,11 +197,30 @@ def publish(ws, req: PublishRequest, progress=lambda _text: None) -> PublishResu
         stored = row_of(ws.db, req.name, req.version)
         pred = {**pred, "created_at": stored["created_at"]}
         payload_sha, blobs = stored["payload_sha256"], {**blobs, "release.dsse.json": stored["envelope_sha256"]}
+    pushed = None
+    if req.to is not None:
+        progress(f"pushing to {store.location.url()}")
+        pushed = _push(ws, req, store, channel_expiry, progress)
     return PublishResult(
-        name=req.name, version=req.version, status=status, channel=req.channel, identity=model.identity,
+        pushed=pushed, name=req.name, version=req.version, status=status, channel=req.channel, identity=model.identity,
         model_format=model.form, files=model.files, payload_sha256=payload_sha,
         envelope_sha256=tag(blobs["release.dsse.json"]), publisher=pred["publisher"], created_at=pred["created_at"],
         expires_at=pred["expires_at"], compatible=pred["compatible"], evidence=pred["evidence"],
         reference=reference.source if reference else None, forced=req.force)
 
 
+
+
+def _push(ws, req: PublishRequest, store, expires_in, progress) -> PushResult:
+    """Push the release just published; a failure says it is published here and how to push again."""
+    from ..errors import EdgeGateError
+
+    try:
+        return push_release(ws, f"{req.name}@{req.version}", req.to, key=req.key, expires_in=expires_in,
+                            progress=progress, store=store)
+    except EdgeGateError as exc:
+        exc.message = f"{req.name}@{req.version} is published in this home, but the push failed: {exc.message}"
+        exc.args = (exc.message,)
+        exc.hint = (exc.hint + "; then " if exc.hint else "") + \
+            f"push it with `edgegate releases push {req.name}@{req.version} {store.location.url()}`"
+        raise

@@ -77,8 +77,10 @@ class AgentProcess:
 
     def __init__(self, root: Path, pki: Pki, *, warmup: int = 2, require_evidence: bool = True,
                  extra: str = "", limits: str = "", inject_latency_ms: float = 0,
-                 publisher_keys: list[Path] | None = None):
+                 publisher_keys: list[Path] | None = None, device_id: str = DEVICE_ID,
+                 args: tuple[str, ...] = (), env: dict[str, str] | None = None):
         self.root, self.pki = root, pki
+        self.device_id, self.args, self.env = device_id, tuple(args), env
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.state_dir = root / "state"
@@ -88,7 +90,7 @@ class AgentProcess:
         root.mkdir(parents=True, exist_ok=True)
         keys = ", ".join(f'"{k}"' for k in (publisher_keys or [pki.publisher_pem, pki.revoked_pem]))
         self.config.write_text(
-            f'device_id = "{DEVICE_ID}"\ndevice_type = "{DEVICE_TYPE}"\ncohorts = ["canary"]\n'
+            f'device_id = "{device_id}"\ndevice_type = "{DEVICE_TYPE}"\ncohorts = ["canary"]\n'
             f'state_dir = "state"\nlisten = "127.0.0.1:{self.port}"\nwarmup = {warmup}\n'
             f"require_evidence = {'true' if require_evidence else 'false'}\n{extra}\n"
             f'[tls]\ncert = "{pki.device[0]}"\nkey = "{pki.device[1]}"\nclient_ca = "{pki.ca_cert}"\n\n'
@@ -102,8 +104,9 @@ class AgentProcess:
 
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "edgegate_cli.cli", "agent", "serve", "--config",
-                                          str(self.config), "--log-level", "info"],
-                                         stdout=log, stderr=subprocess.STDOUT)
+                                          str(self.config), "--log-level", "info", *self.args],
+                                         stdout=log, stderr=subprocess.STDOUT,
+                                         env={**os.environ, **self.env} if self.env is not None else None)
         deadline = time.monotonic() + timeout
         with self.client(timeout=2.0) as client:
             while time.monotonic() < deadline:

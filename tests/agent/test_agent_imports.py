@@ -37,3 +37,30 @@ def test_agent_import_closure_is_small():
     assert [m for m in modules if m.split(".")[0] in FORBIDDEN] == []
     ours = {m for m in modules if m.startswith("edgegate_cli") and not m.startswith("edgegate_cli.agent")}
     assert ours <= ALLOWED_EDGEGATE, sorted(ours - ALLOWED_EDGEGATE)
+
+
+PULL_PROBE = """
+import json, sys
+import edgegate_cli.agent.app, edgegate_cli.agent.server, edgegate_cli.agent.pull, edgegate_cli.agent.pull_loop
+from edgegate_cli.download import Fetcher, channel_location
+from edgegate_cli.objectstore import ObjectStore
+ObjectStore("s3://bucket-name", endpoint_url="http://127.0.0.1:9")  # what a poll of an s3:// channel loads
+import tenacity, onnxruntime, numpy, nacl.signing, semver, prometheus_client, uvicorn
+print(json.dumps(sorted(sys.modules)))
+"""
+PULL_EDGEGATE = ALLOWED_EDGEGATE | {"edgegate_cli.evidence.channel_manifest"}
+
+
+def test_pull_mode_adds_only_the_download_client_and_the_object_store():
+    """In pull mode from an s3:// channel the agent also loads the verified-download client and the S3 access
+    under it (boto3, tenacity) and the channel manifest reader; still nothing forbidden, nothing of the release
+    box. (An https:// channel also needs httpx, which imports rich for its own command line.)"""
+    proc = subprocess.run([sys.executable, "-c", PULL_PROBE], capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "AWS_EC2_METADATA_DISABLED": "true"})
+    assert proc.returncode == 0, proc.stderr
+    modules = json.loads(proc.stdout)
+    assert {"edgegate_cli.agent.pull", "boto3", "tenacity"} <= set(modules) and "httpx" not in modules
+    assert [m for m in modules if m.split(".")[0] in FORBIDDEN] == []
+    ours = {m for m in modules if m.startswith("edgegate_cli") and not m.startswith("edgegate_cli.agent")
+            and not m.startswith(("edgegate_cli.download", "edgegate_cli.objectstore"))}
+    assert ours <= PULL_EDGEGATE, sorted(ours - PULL_EDGEGATE)
