@@ -81,7 +81,8 @@ def _signed_summary(path: Path, where: str, trusted: TrustedKeys, now: datetime 
         except (ValueError, KeyError, TypeError, InvalidInput):
             raise EvidenceInvalid(f"{where}: {SUMMARY} names no signing time (predicate.created_at)") from None
     try:
-        payload, _ = verify_signatures(envelope, trusted, payload_type=EVIDENCE_PAYLOAD_TYPE, now=now, where=where)
+        keys = trusted if isinstance(trusted, dict) else trusted.keys  # a home's BundleTrust: its key table
+        payload, _ = verify_signatures(envelope, keys, payload_type=EVIDENCE_PAYLOAD_TYPE, now=now, where=where)
     except (KeyUntrusted, KeyRevoked) as exc:
         raise EvidenceUntrusted(exc.message, hint=hint) from None
     except VerificationFailed as exc:

@@ -62,13 +62,23 @@ class ReleaseVerifyResult(BaseModel):
     note: str | None = None
 
 
+def release_keys(trusted) -> dict:
+    """The dsse key table a release manifest is checked against: a home's BundleTrust (evidence.verify) gives
+    its keys, and a retired (rotated) key counts as revoked from its retirement: manifests it signed before
+    still verify, later ones do not. A plain key table passes through."""
+    if isinstance(trusted, dict):
+        return trusted
+    return {key_id: (raw, revoked_at or getattr(trusted.standing.get(key_id), "retired_at", None))
+            for key_id, (raw, revoked_at) in trusted.keys.items()}
+
+
 def check_manifest(envelope_bytes: bytes, trusted, *, now, where: str) -> rm.ReleaseManifest:
     try:
         envelope = json.loads(envelope_bytes)
     except (UnicodeDecodeError, ValueError):
         raise ManifestInvalid(f"{where}: not JSON (expected a DSSE envelope)") from None
     try:
-        manifest = rm.verify_release_envelope(envelope, trusted, now=now, where=where)
+        manifest = rm.verify_release_envelope(envelope, release_keys(trusted), now=now, where=where)
     except (KeyUntrusted, KeyRevoked, SignatureInvalid) as exc:
         exc.hint = ("the manifest was altered after signing" if isinstance(exc, SignatureInvalid) else
                     "trust the publisher's current key: --key PUBFILE (from `edgegate keys export`)")
