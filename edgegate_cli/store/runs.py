@@ -191,7 +191,8 @@ def get_run(db: sqlite_utils.Database, run_id: str) -> dict:
         raise InvalidInput("no run id given")
     row = next(iter(db["runs"].rows_where("id = ?", [run_id])), None)
     if row is None:  # a prefix: a range of the primary key, compared literally (no LIKE wildcards)
-        matches = list(db["runs"].rows_where("id >= ? and id < ?", [run_id, run_id + "\U0010ffff"], limit=6))
+        matches = sorted(db["runs"].rows_where("id >= ? and id < ?", [run_id, run_id + "\U0010ffff"], limit=6),
+                         key=lambda r: r["created_at"] or "", reverse=True)  # newest first, as `runs list`
         if len(matches) > 1:
             shown = ", ".join(m["id"] for m in matches[:5]) + (", ..." if len(matches) > 5 else "")
             raise InvalidInput(f"run id prefix {run_id!r} is ambiguous: it matches {shown}",
