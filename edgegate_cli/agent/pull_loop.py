@@ -3,7 +3,9 @@ together does not poll together), back off while the store fails (×2 per failed
 after every poll write this device's status report to `<root>/status/<device id>/status.json`.
 
 The agent keeps serving whatever happens here (this runs in its own thread). A poll or report that
-failed while the store was down is listed under `errors` in the first report that gets through.
+failed is listed under `errors` in every report for ERROR_WINDOW_POLLS poll intervals after it happened (so
+a reader that looks once a minute, as `rollout advance` from cron does, still sees an outage that ended
+between two of its reads), then dropped.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 
 from .. import __version__
@@ -23,6 +26,7 @@ log = logging.getLogger("edgegate.agent.pull")
 REPORT_FORMAT = 1
 MAX_BACKOFF = 8  # a failing store is polled at most this many poll intervals apart
 KEEP_ERRORS = 20
+ERROR_WINDOW_POLLS = 10  # an error stays in the reports this many poll intervals
 
 
 def status_report(puller: Puller, result: dict, errors: list[dict], poll_s: float) -> dict:
@@ -52,7 +56,7 @@ class PullLoop:
         self.puller, self.poll_s, self.put = puller, poll_s, put
         self.rng = rng or random.Random()
         self.failures = 0
-        self.errors: list[dict] = []  # poll and report failures not yet in a report that got through
+        self._errors: list[tuple[float, dict]] = []  # (monotonic time, poll or report failure), newest last
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -76,7 +80,15 @@ class PullLoop:
         return result
 
     def _note_error(self, result: dict) -> None:
-        self.errors = [*self.errors, {k: result[k] for k in ("at", "status", "code", "message")}][-KEEP_ERRORS:]
+        entry = {k: result[k] for k in ("at", "status", "code", "message")}
+        self._errors = [*self._errors, (time.monotonic(), entry)][-KEEP_ERRORS:]
+
+    @property
+    def errors(self) -> list[dict]:
+        """The failures of the last ERROR_WINDOW_POLLS poll intervals (at most KEEP_ERRORS), oldest first."""
+        horizon = time.monotonic() - ERROR_WINDOW_POLLS * self.poll_s
+        self._errors = [(t, e) for t, e in self._errors if t >= horizon]
+        return [e for _, e in self._errors]
 
     def _report(self, result: dict) -> None:
         if self.put is None:
@@ -89,8 +101,6 @@ class PullLoop:
             self._note_error({"at": utc_text(self.puller.agent.clock()), "status": "error", "code": exc.code,
                               "message": f"status report: {exc.message}"})
             log.warning("status report failed: %s %s", exc.code, exc.message)
-        else:
-            self.errors = []
 
     def run(self) -> None:
         self._stop.wait(self.rng.uniform(0, min(self.poll_s, 5.0) * 0.2))
