@@ -3,9 +3,9 @@ together does not poll together), back off while the store fails (×2 per failed
 after every poll write this device's status report to `<root>/status/<device id>/status.json`.
 
 The agent keeps serving whatever happens here (this runs in its own thread). A poll or report that
-failed is listed under `errors` in every report for ERROR_WINDOW_POLLS poll intervals after it happened (so
-a reader that looks once a minute, as `rollout advance` from cron does, still sees an outage that ended
-between two of its reads), then dropped.
+failed is listed under `errors` in every report until ERROR_WINDOW_POLLS poll intervals after the first
+report that got through with it (so a reader that looks once a minute, as `rollout advance` from cron does,
+still sees an outage that ended between two of its reads), then dropped.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ log = logging.getLogger("edgegate.agent.pull")
 REPORT_FORMAT = 1
 MAX_BACKOFF = 8  # a failing store is polled at most this many poll intervals apart
 KEEP_ERRORS = 20
-ERROR_WINDOW_POLLS = 10  # an error stays in the reports this many poll intervals
+ERROR_WINDOW_POLLS = 10  # an error stays in the reports this many poll intervals after first reported
 
 
 def status_report(puller: Puller, result: dict, errors: list[dict], poll_s: float) -> dict:
@@ -56,7 +56,8 @@ class PullLoop:
         self.puller, self.poll_s, self.put = puller, poll_s, put
         self.rng = rng or random.Random()
         self.failures = 0
-        self._errors: list[tuple[float, dict]] = []  # (monotonic time, poll or report failure), newest last
+        # [poll or report failure, monotonic time of the first report that carried it (None: not yet)]
+        self._errors: list[list] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -81,14 +82,21 @@ class PullLoop:
 
     def _note_error(self, result: dict) -> None:
         entry = {k: result[k] for k in ("at", "status", "code", "message")}
-        self._errors = [*self._errors, (time.monotonic(), entry)][-KEEP_ERRORS:]
+        self._errors = [*self._errors, [entry, None]][-KEEP_ERRORS:]
 
     @property
     def errors(self) -> list[dict]:
-        """The failures of the last ERROR_WINDOW_POLLS poll intervals (at most KEEP_ERRORS), oldest first."""
+        """The failures still to show (at most KEEP_ERRORS), oldest first: not yet reported, or first reported
+        less than ERROR_WINDOW_POLLS poll intervals ago."""
         horizon = time.monotonic() - ERROR_WINDOW_POLLS * self.poll_s
-        self._errors = [(t, e) for t, e in self._errors if t >= horizon]
-        return [e for _, e in self._errors]
+        self._errors = [e for e in self._errors if e[1] is None or e[1] >= horizon]
+        return [entry for entry, _ in self._errors]
+
+    def _reported(self) -> None:
+        now = time.monotonic()
+        for e in self._errors:
+            if e[1] is None:
+                e[1] = now
 
     def _report(self, result: dict) -> None:
         if self.put is None:
@@ -101,6 +109,8 @@ class PullLoop:
             self._note_error({"at": utc_text(self.puller.agent.clock()), "status": "error", "code": exc.code,
                               "message": f"status report: {exc.message}"})
             log.warning("status report failed: %s %s", exc.code, exc.message)
+        else:
+            self._reported()
 
     def run(self) -> None:
         self._stop.wait(self.rng.uniform(0, min(self.poll_s, 5.0) * 0.2))
