@@ -105,11 +105,7 @@ def decide(base, cand, off_b, off_a, policy: dict, size: float, noisy_policy) ->
     r = evaluate_relative("latency_ms", cand.ravel(), base.ravel(), 10.0, statistic=policy["statistic"],
                           candidate_median=float(np.median(medians)),
                           baseline_median=float(np.median(np.median(base, axis=1))))
-    # as gating.evaluate: a paired comparison that is decided (a significant regression, or within the band)
-    # stands despite the CV; only "beyond the band but not significant" is left to the flake rule
-    if flaky and not (r.status == "fail" or (r.ratio is not None and (r.ratio - 1) * 100 <= 10.0)):
-        return "flaky"
-    return r.status
+    return r.status  # as gating.evaluate: the CV flake rule does not apply to a paired comparison
 
 
 def simulate(source: Source, policy: dict, trials: int, seed: int, noisy_policy, mode: str | None = None):

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO, write_pipeline
+from conftest import LOOSE, REPO, write_pipeline
 
 QUICKSTART = REPO / "examples" / "quickstart" / "pipeline.yaml"
 QUICKSTART_FAIL = REPO / "examples" / "quickstart-fail" / "pipeline.yaml"
 # The two example pipelines' model, iterations and gates, with a loose flake policy: the machine is
 # shared and a noisy neighbour must not turn the expected pass/fail into FLAKY_METRIC.
-LOOSE = ", flake: {latency_cv: 1.0, throughput_cv: 1.0}"
 PASS_GATES = ("[{metric: latency_ms, op: '<=', value: 250}, {metric: latency_p90_ms, op: '<=', value: 500}, "
               "{metric: peak_memory_mb, op: '<', value: 1024}, {metric: throughput_ips, op: '>=', value: 4, "
               "required: false}]")

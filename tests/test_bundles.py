@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 from bundle_evidence import entries, home_signer, resign
-from conftest import REPO, write_pipeline
+from conftest import LOOSE, REPO, write_pipeline
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -21,8 +21,6 @@ from edgegate_cli.evidence.bundle_write import create_bundle, show_bundle
 from edgegate_cli.evidence.keys import signer_from_seed, trusted_keys
 from edgegate_cli.evidence.verify import trusted_keys_for, verify_file
 from edgegate_cli.gating.bundle_reevaluation import check_bundle
-
-LOOSE = ", flake: {latency_cv: 1.0, throughput_cv: 1.0}"
 
 
 @pytest.fixture

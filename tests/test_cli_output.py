@@ -10,12 +10,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, write_pipeline
+from conftest import LOOSE, REPO, write_pipeline
 from model_factory import fails_at_run_time
 
 EDGEGATE = f"{sys.executable} -m edgegate_cli.cli"
 GATES = "[{metric: latency_ms, op: '<=', value: 1000}]"
-LOOSE = ", flake: {latency_cv: 1.0, throughput_cv: 1.0}"  # a verdict, whatever the load
 
 
 def stored_runs(invoke) -> list[dict]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import REPO, write_pipeline
+from conftest import LOOSE, REPO, write_pipeline
 
 from edgegate_cli.errors import ExitCode
 
 HEAVY = str(REPO / "examples" / "quickstart" / "model_heavy.onnx")
-LOOSE = ", flake: {latency_cv: 1.0, throughput_cv: 1.0}"
 REL_LATENCY = "[{metric: latency_ms, baseline: last-passed, max_regression_pct: 10}]"
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-from conftest import REPO, write_pipeline
+from conftest import LOOSE, REPO, write_pipeline
 
 PROFILE = REPO / "tests" / "data" / "genie_profile_llama3_2_1b_xiaomi15.json"
-LOOSE = ", flake: {latency_cv: 1.0, throughput_cv: 1.0}"
 
 
 def token_pipeline(tmp_path, ttft_limit=600):

@@ -8,14 +8,13 @@ import json
 import os
 import zipfile
 
-from conftest import REPO, write_pipeline
+from conftest import LOOSE, REPO, write_pipeline
 from synthetic_models import matmul_chain
 
 from edgegate_cli.errors import ExitCode
 
 QUICKSTART = REPO / "examples" / "quickstart" / "model.onnx"
 HEAVY = REPO / "examples" / "quickstart" / "model_heavy.onnx"
-LOOSE = ", flake: {latency_cv: 1.0, throughput_cv: 1.0}"
 
 
 def _run(invoke, pipeline, *args, expect: int | None = ExitCode.OK) -> dict:

@@ -10,7 +10,8 @@ import sys
 import time
 
 import numpy as np
-from conftest import REPO, write_pipeline
+from bundle_evidence import example_pipeline
+from conftest import LOOSE, REPO, write_pipeline
 
 QUICKSTART = REPO / "examples" / "quickstart" / "pipeline.yaml"
 QUICKSTART_FAIL = REPO / "examples" / "quickstart-fail" / "pipeline.yaml"
@@ -46,7 +47,6 @@ def test_quickstart_fail_names_gate_device_value_and_threshold(invoke, probed_ho
     assert "FAILED: run" in result.stdout
 
 
-LOOSE = ", flake: {latency_cv: 1.0, throughput_cv: 1.0}"  # tests not about flakiness run on a shared machine
 
 
 def test_json_output_is_exactly_one_document(invoke, probed_home, tmp_path):
@@ -131,8 +131,8 @@ def test_corrupt_model_is_invalid_input_and_creates_no_run(invoke, probed_home, 
     assert runs_table(probed_home) == []
 
 
-def test_gate_check_and_explain_rederive_the_stored_verdict(invoke, probed_home):
-    invoke("run", QUICKSTART_FAIL, expect=1)
+def test_gate_check_and_explain_rederive_the_stored_verdict(invoke, probed_home, tmp_path):
+    invoke("run", example_pipeline(tmp_path, failing=True), expect=1)
     run_id = runs_table(probed_home)[0]["id"]
     check = invoke("gate", "check", run_id, "--json", expect=1)
     doc = json.loads(check.stdout)
