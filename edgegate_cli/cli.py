@@ -23,6 +23,7 @@ from .commands import (
     probe,
     publish,
     releases,
+    rollout,
     run,
     runs,
     schema,
@@ -181,6 +182,7 @@ app.add_typer(verify.app)
 app.add_typer(publish.app)
 app.add_typer(releases.app, name="releases")
 app.add_typer(agent.app, name="agent")
+app.add_typer(rollout.app, name="rollout")
 app.add_typer(schema.app, name="schema")
 
 
