@@ -234,7 +234,7 @@ class _Advancer:
             outcome, analysis["reason"] = "fail", "INCONCLUSIVE_TIMEOUT"
         if outcome == "error" and errors_in_row >= self.plan.thresholds.consecutive_error_limit:
             outcome, analysis["reason"] = "fail", "CONSECUTIVE_ERRORS"
-        analysis.update(final_outcome=outcome, at=self.iso)
+        analysis.update(final_outcome=outcome, analysed_at=self.iso)
         self.commit(lambda: (st.set_stage(self.db, self.id, stage, analysis_json=st.dumps(analysis),
                                           errors_in_row=errors_in_row, outcome=outcome),
                              st.event(self.db, self.id, "analysis", self.iso, stage=stage, **analysis)))
