@@ -258,8 +258,11 @@ class _Advancer:
         cand_rows = [t for t in st.targets(self.db, self.id, stage) if t["state"] == "succeeded"]
         control = self._control(stage)
         now_counters, errors = self._metrics(cand_rows + control)
-        if errors:
-            return {"outcome": "error", "reason": "METRICS_UNAVAILABLE", "numbers": {"errors": errors}}
+        cand_errors = [e for e in errors if e.split(":")[0] in {t["device_id"] for t in cand_rows}]
+        if cand_errors or not cand_rows:  # a stage device that cannot be read is never healthy
+            return {"outcome": "error", "reason": "METRICS_UNAVAILABLE",
+                    "numbers": {"errors": cand_errors or ["no device of the stage runs the release"]}}
+        control = [t for t in control if t["device_id"] in now_counters]  # an unreachable control is left out
         cand = merge([window(now_counters[t["device_id"]], snapshot.get(t["device_id"]), release) for t in cand_rows])
         previous = {t["device_id"]: json.loads(t["previous_json"]) for t in cand_rows if t["previous_json"]}
         ctl = merge([window(now_counters[t["device_id"]], snapshot.get(t["device_id"]), v)

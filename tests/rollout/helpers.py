@@ -110,26 +110,52 @@ def register(home: Path, agents: list[AgentProcess], pki, regions: dict[str, str
 
 
 def make_fleet(invoke, tmp_path: Path, pki, home: Path, n: int = 4, slow: dict[str, float] | None = None,
-               traffic: bool = True, regions: dict[str, str] | None = None, started: list | None = None) -> Fleet:
+               traffic: bool = True, regions: dict[str, str] | None = None, started: list | None = None,
+               untrusting: set[str] = frozenset()) -> Fleet:
     """n agents dev-0..dev-{n-1} (those in `slow` with inject_latency_ms), registered, all on qs@1.0.0."""
     pem, r1, r2 = publish_releases(invoke, tmp_path)
     agents = []
     for i in range(n):
         device_id = f"dev-{i}"
         agents.append(AgentProcess(tmp_path / f"agent-{device_id}", pki, device_id=device_id, warmup=1,
-                                   require_evidence=False, publisher_keys=[pem],
+                                   require_evidence=False,
+                                   publisher_keys=[pki.publisher_pem] if device_id in untrusting else [pem],
                                    inject_latency_ms=(slow or {}).get(device_id, 0)))
     fleet = Fleet(home, agents, r1, r2)
     if started is not None:
         started.extend(agents)  # stopped by the caller's fixture even if a later step fails
     for a in agents:
         a.start()
-        with a.client() as client:
-            assert push(client, r1)["status"] == "active"
+        with a.client() as client:  # an untrusting agent gets 1.0.0 signed by a key it trusts
+            assert push(client, r1 if a.device_id not in untrusting else resign(r1, tmp_path))["status"] == "active"
     register(home, agents, pki, regions)
-    if traffic:
+    if traffic:  # and wait (bounded) until every agent has a history on 1.0.0: the "before" baseline
         fleet.traffic = Traffic(agents).start()
+        deadline = time.monotonic() + 30
+        while any(served(a) < 40 for a in agents):
+            assert time.monotonic() < deadline, "the traffic threads did not reach the agents"
+            time.sleep(0.1)
     return fleet
+
+
+def served(agent: AgentProcess) -> float:
+    with agent.client() as client:
+        return metric(client, "edgegate_agent_inferences_total")
+
+
+def resign(release, tmp_path: Path):
+    """The same release signed by the agent tests' PUBLISHER key (trusted by an 'untrusting' agent)."""
+    from agent.fixtures import PUBLISHER
+    from agent.releases import Release
+
+    from edgegate_cli.evidence import release_manifest as rm
+    from edgegate_cli.evidence.dsse import parse_envelope
+
+    _, payload, _ = parse_envelope(release.envelope)
+    statement = json.loads(payload)
+    statement["predicate"]["publisher"] = PUBLISHER.key_id
+    return Release(release.dir, rm.sign_release(statement, PUBLISHER), release.name, release.version,
+                   release.identity, release.files)
 
 
 def stop_fleet(fleet: Fleet) -> None:
