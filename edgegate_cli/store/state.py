@@ -160,6 +160,16 @@ def m008_paired_payloads(db: sqlite_utils.Database) -> None:
 
 
 
+
+@migrations()
+def m009_fleet_devices(db: sqlite_utils.Database) -> None:
+    # The fleet (SPEC §10.2; fleet/devices.py): m005's devices table keeps its columns and meaning and gains
+    # the agent's address (https base URL), type, region, tags (canonical JSON object), the certificate
+    # fingerprint, and what the last status poll saw.
+    for column in ("address", "device_type", "region", "tags_json", "cert_fingerprint", "last_seen",
+                   "last_status_json", "last_error"):
+        db["devices"].add_column(column, str)
+
 @migrations()
 def m010_rollouts(db: sqlite_utils.Database) -> None:
     # Rollouts (SPEC §10.4; rollout/store.py). `rollouts` keeps m005's columns and meaning (finished_at NULL =
