@@ -99,8 +99,8 @@ def register(home: Path, agents: list[AgentProcess], pki, regions: dict[str, str
 
     ws = open_workspace(Home(home, "--home"))
     paths = fleet_paths(ws)
-    paths.ca_cert.parent.mkdir(parents=True, exist_ok=True)
     for src, dst in ((pki.ca_cert, paths.ca_cert), (pki.client[0], paths.client_cert), (pki.client[1], paths.client_key)):
+        dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)
     paths.client_key.chmod(0o600)
     for a in agents:
