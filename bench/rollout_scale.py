@@ -32,7 +32,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 def big_model(path: Path, megabytes: float) -> None:
     import numpy as np
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     hidden = max(4, int(megabytes * 1e6 / 32))

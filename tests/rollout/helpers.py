@@ -99,7 +99,8 @@ def register(home: Path, agents: list[AgentProcess], pki, regions: dict[str, str
 
     ws = open_workspace(Home(home, "--home"))
     paths = fleet_paths(ws)
-    for src, dst in ((pki.ca_cert, paths.ca_cert), (pki.client[0], paths.client_cert), (pki.client[1], paths.client_key)):
+    pairs = ((pki.ca_cert, paths.ca_cert), (pki.client[0], paths.client_cert), (pki.client[1], paths.client_key))
+    for src, dst in pairs:
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)
     paths.client_key.chmod(0o600)
@@ -127,7 +128,8 @@ def make_fleet(invoke, tmp_path: Path, pki, home: Path, n: int = 4, slow: dict[s
     for a in agents:
         a.start()
         with a.client() as client:  # an untrusting agent gets 1.0.0 signed by a key it trusts
-            assert push(client, r1 if a.device_id not in untrusting else resign(r1, tmp_path))["status"] == "active"
+            release = r1 if a.device_id not in untrusting else resign(r1, tmp_path)
+            assert push(client, release)["status"] == "active"
     register(home, agents, pki, regions)
     if traffic:  # and wait (bounded) until every agent has a history on 1.0.0: the "before" baseline
         fleet.traffic = Traffic(agents).start()
