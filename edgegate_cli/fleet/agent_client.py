@@ -53,6 +53,12 @@ class AgentClient:
             await client.aclose()
         self._clients.clear()
 
+    async def forget(self, device) -> None:
+        """Close one device's connections (a fan-out over thousands keeps only the devices in flight)."""
+        client = self._clients.pop(_address(device), None)
+        if client is not None:
+            await client.aclose()
+
     async def __aenter__(self):
         return self
 
@@ -91,7 +97,7 @@ class AgentClient:
 
         async def body():
             with open(path, "rb") as f:
-                while chunk := f.read(1 << 20):
+                while chunk := f.read(256 << 10):
                     yield chunk
 
         return (await self._request("PUT", device, f"/v1/blobs/{digest}", content=body(),

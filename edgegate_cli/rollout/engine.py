@@ -179,7 +179,10 @@ class _Advancer:
         async def main():
             async with open_client(self.ws, self.plan.rate) as client:
                 async def one(t):
-                    result = await make(client, t)
+                    try:
+                        result = await make(client, t)
+                    finally:
+                        await client.forget(_Device(t))
                     self._record(t, result)
                 await gather_bounded([lambda t=t: one(t) for t in rows], self.plan.rate)
         asyncio.run(main())
@@ -209,6 +212,8 @@ class _Advancer:
                         out[t["device_id"]] = parse_metrics(await client.metrics(_Device(t)))
                     except Exception as exc:  # unreachable or unreadable: the analysis is `error`
                         errors.append(f"{t['device_id']}: {type(exc).__name__}: {str(exc)[:160]}")
+                    finally:
+                        await client.forget(_Device(t))
                 await gather_bounded([lambda t=t: one(t) for t in rows], self.plan.rate)
         asyncio.run(main())
         return out, errors
