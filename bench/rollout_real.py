@@ -95,7 +95,8 @@ def main() -> None:
             print(f"rollback: {args.agents / wall * 60:,.0f} devices/min ({wall:.2f} s, signed directives until each "
                   f"agent reports the old digest), release box CPU {cpu:.2f} s, status {result.status}, "
                   f"states {states}", flush=True)
-            print(f"release box peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"release box peak RSS {rss:.0f} MB", flush=True)
         finally:
             for a in agents:
                 a.stop()
