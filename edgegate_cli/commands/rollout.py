@@ -12,15 +12,15 @@ ID_ARG = typer.Argument(..., metavar="ID", help="The rollout id (see `edgegate r
 
 
 def _plan_options(release, strategy, target, rollout_id, bake, max_bake, canary, steps, regions, release_b,
-                  concurrency, per_minute, device_timeout, retries, latency_pct, error_rate, abort_count, abort_pct,
-                  min_executed, min_samples):
+                  region_canary, concurrency, per_minute, device_timeout, retries, latency_pct, error_rate,
+                  abort_count, abort_pct, min_executed, min_samples):
     from ..rollout.plan import Rate, Thresholds, check_rollout_id, parse_percents
 
     return dict(release=release, strategy=strategy, target=target,
                 rollout_id=check_rollout_id(rollout_id) if rollout_id else None, bake_s=bake, max_bake_s=max_bake,
                 canary_pct=canary, steps=parse_percents(steps, "--steps") if steps else None,
                 regions=[r.strip() for r in regions.split(",") if r.strip()] if regions else None,
-                release_b=release_b,
+                release_b=release_b, region_canary_pct=region_canary,
                 thresholds=Thresholds(latency_pct=latency_pct, error_rate=error_rate, abort_count=abort_count,
                                       abort_pct=abort_pct, min_executed=min_executed, min_samples=min_samples),
                 rate=Rate(concurrency=concurrency, per_minute=per_minute, device_timeout_s=device_timeout,
@@ -42,6 +42,8 @@ def plan_command(start_it: bool):
         steps: str = typer.Option(None, "--steps", metavar="P1,P2,...", help="Progressive percentages."),
         regions: str = typer.Option(None, "--regions", metavar="R1,R2", help="Regional: region order."),
         release_b: str = typer.Option(None, "--release-b", metavar="NAME@VERSION", help="A/B: the B release."),
+        region_canary: float = typer.Option(None, "--region-canary", metavar="PCT", help="Regional: a canary "
+                                            "of PCT inside each region first."),
         concurrency: int = typer.Option(64, "--concurrency", min=1, help="Devices pushed at once."),
         per_minute: int = typer.Option(None, "--per-minute", min=1, help="At most this many pushes started a minute."),
         device_timeout: float = typer.Option(60.0, "--device-timeout", metavar="SECONDS", help="Per device."),
@@ -60,8 +62,8 @@ def plan_command(start_it: bool):
 
         out = start(ctx, json_)
         opts = _plan_options(release, strategy, target, rollout_id, bake, max_bake, canary, steps, regions,
-                             release_b, concurrency, per_minute, device_timeout, retries, latency_pct, error_rate,
-                             abort_count, abort_pct, min_executed, min_samples)
+                             release_b, region_canary, concurrency, per_minute, device_timeout, retries,
+                             latency_pct, error_rate, abort_count, abort_pct, min_executed, min_samples)
         ws = open_workspace(out)
         plan, devices = make_plan(ws, **opts)
         if start_it:

@@ -16,7 +16,8 @@ from .plan import Plan, Rate, Thresholds, build_plan, new_rollout_id
 
 def make_plan(ws, *, release: str, strategy: str, target: str, rollout_id: str | None, bake_s: float,
               max_bake_s: float | None, canary_pct: float, steps: list[float] | None, regions: list[str] | None,
-              release_b: str | None, thresholds: Thresholds, rate: Rate) -> tuple[Plan, list]:
+              release_b: str | None, thresholds: Thresholds, rate: Rate,
+              region_canary_pct: float | None = None) -> tuple[Plan, list]:
     from ..fleet.devices import list_devices
     from ..fleet.filters import parse_filter
     from ..registry.records import find_release
@@ -29,6 +30,7 @@ def make_plan(ws, *, release: str, strategy: str, target: str, rollout_id: str |
                       strategy=strategy, target=target, devices=devices, bake_s=bake_s,
                       max_bake_s=max_bake_s if max_bake_s is not None else max(bake_s * 3, bake_s + 60),
                       canary_pct=canary_pct, steps=steps, regions=regions, release_b=release_b,
+                      region_canary_pct=region_canary_pct,
                       thresholds=thresholds, rate=rate)
     return plan, devices
 

@@ -117,7 +117,7 @@ def _cut(order: list[str], percents: list[float], label: str) -> list[tuple[floa
 
 def build_plan(*, rollout_id: str, release: str, strategy: str, target: str, devices: list, bake_s: float,
                max_bake_s: float, canary_pct: float = 10.0, steps: list[float] | None = None,
-               regions: list[str] | None = None, release_b: str | None = None,
+               regions: list[str] | None = None, release_b: str | None = None, region_canary_pct: float | None = None,
                thresholds: Thresholds | None = None, rate: Rate | None = None) -> Plan:
     """The exact stages and devices. Raises NoDevices, ZeroDeviceStage, InvalidInput (naming the option)."""
     if strategy not in STRATEGIES:
@@ -139,7 +139,7 @@ def build_plan(*, rollout_id: str, release: str, strategy: str, target: str, dev
             name = "canary" if strategy == "canary" and i == 0 else f"{pct:g}%"
             stages.append(Stage(index=i, name=name, percent=pct, devices=chunk))
     elif strategy == "regional":
-        stages = _regional(order, devices, regions, canary_pct if steps == [-1.0] else None)
+        stages = _regional(order, devices, regions, region_canary_pct)
     else:  # ab
         if not release_b:
             raise InvalidInput("--strategy ab needs --release-b NAME@VERSION", field="--release-b")

@@ -49,6 +49,10 @@ def test_regional_stages_follow_the_region_order(invoke, tmp_path, fresh_home):
     register_fake(fresh_home, 6, {f"dev-0{i}": "eu" if i < 2 else "us" for i in range(6)})
     stages = plan(invoke, "--strategy", "regional", "--regions", "us,eu", "--id", "r")["stages"]
     assert [(s["region"], len(s["devices"])) for s in stages] == [("us", 4), ("eu", 2)]
+    stages = plan(invoke, "--strategy", "regional", "--regions", "us,eu", "--region-canary", "50",
+                  "--id", "r")["stages"]
+    assert [(s["name"], len(s["devices"])) for s in stages] == [("us canary", 2), ("us", 2), ("eu canary", 1),
+                                                                 ("eu", 1)]
 
 
 def test_refusals_at_plan_time(invoke, tmp_path, fresh_home):
