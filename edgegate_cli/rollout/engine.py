@@ -268,10 +268,11 @@ class _Advancer:
             return {"outcome": "error", "reason": "METRICS_UNAVAILABLE",
                     "numbers": {"errors": cand_errors or ["no device of the stage runs the release"]}}
         control = [t for t in control if t["device_id"] in now_counters]  # an unreachable control is left out
-        cand = merge([window(now_counters[t["device_id"]], snapshot.get(t["device_id"]), release) for t in cand_rows])
+        cand = merge([window(now_counters[t["device_id"]], snapshot.get(t["device_id"]), t["release"])
+                      for t in cand_rows])  # an A/B stage B pushes its own release
         previous = {t["device_id"]: json.loads(t["previous_json"]) for t in cand_rows if t["previous_json"]}
         ctl = merge([window(now_counters[t["device_id"]], snapshot.get(t["device_id"]), v)
-                     for t in control for v in now_counters[t["device_id"]] if v != release])
+                     for t in control for v in now_counters[t["device_id"]] if v not in (release, t["release"])])
         if ctl["count"] >= self.plan.thresholds.min_samples:
             base, kind = ctl, f"control cohort ({len(control)} device(s) on the previous release, same window)"
         else:
@@ -308,12 +309,15 @@ class _Advancer:
                                  "message": "the device never reported a release before the push"})
         self.progress(f"rolling back {len(todo)} device(s)")
 
+        identities = {r: load_payload(self.ws, r, self.id).identity for r in {t["release"] for t in todo}}
+
         async def one(client, t):
-            result = await rollback_device(client, _Device(t), rollout_id=self.id, new_identity=self.row["identity"],
+            result = await rollback_device(client, _Device(t), rollout_id=self.id,
+                                           new_identity=identities[t["release"]],
                                            previous=json.loads(t["previous_json"]), signer=signer,
                                            timeout_s=self.plan.rate.device_timeout_s, retries=self.plan.rate.retries)
             if result["state"] == "unreachable":
-                confirmed = t["state"] == "succeeded" or t["reported_sha256"] == self.row["identity"]
+                confirmed = t["state"] == "succeeded" or t["reported_sha256"] == identities[t["release"]]
                 result["state"] = "rollback_pending" if confirmed else "skipped_offline"
             return result
         self._fan_out(todo, one)
