@@ -97,7 +97,7 @@ class AgentClient:
 
         async def body():
             with open(path, "rb") as f:
-                while chunk := f.read(256 << 10):
+                while chunk := f.read(1 << 20):
                     yield chunk
 
         return (await self._request("PUT", device, f"/v1/blobs/{digest}", content=body(),
