@@ -159,6 +159,16 @@ def m008_paired_payloads(db: sqlite_utils.Database) -> None:
     db["run_payloads"].add_column("role", str)
 
 
+@migrations()
+def m009_fleet_devices(db: sqlite_utils.Database) -> None:
+    # The fleet (SPEC §10.2; fleet/devices.py): m005's devices table keeps its columns and meaning and gains
+    # the agent's address (https base URL), type, region, tags (canonical JSON object), the certificate
+    # fingerprint, and what the last status poll saw.
+    for column in ("address", "device_type", "region", "tags_json", "cert_fingerprint", "last_seen",
+                   "last_status_json", "last_error"):
+        db["devices"].add_column(column, str)
+
+
 def _check_not_newer(db: sqlite_utils.Database, migration_set: Migrations) -> None:
     known = {m.name for m in migration_set._migrations}  # sqlite-utils exposes no public list
     unknown = sorted({m.name for m in migration_set.applied(db)} - known)
