@@ -66,6 +66,32 @@ def make_device(fields: dict, where: str) -> Device:
                   need("type", VALUE_RE, "a device type"), region, parse_tags(raw_tags, where))
 
 
+def _json_rows(path: Path, text: str) -> list[tuple[str, dict]]:
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise InvalidInput(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(doc, list):
+        raise InvalidInput(f"{path}: expected a JSON list of device objects")
+    for i, item in enumerate(doc):
+        if not isinstance(item, dict):
+            raise InvalidInput(f"{path}: [{i}] is not an object")
+    return [(f"{path}: [{i}]", item) for i, item in enumerate(doc)]
+
+
+def _csv_rows(path: Path, text: str) -> list[tuple[str, dict]]:
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or not {"id", "address", "type"} <= set(reader.fieldnames):
+        raise InvalidInput(f"{path}: line 1: the header must name id, address and type (and may name region, tags)")
+    rows = []
+    for row in reader:
+        where = f"{path}: line {reader.line_num}"
+        if None in row or any(v is None for v in row.values()):
+            raise InvalidInput(f"{where}: expected {len(reader.fieldnames)} columns")
+        rows.append((where, {k: v.strip() for k, v in row.items()}))
+    return rows
+
+
 def read_fleet_file(path: Path) -> list[Device]:
     """Every device of a CSV or JSON fleet file, checked; duplicate ids are refused."""
     try:
@@ -74,28 +100,7 @@ def read_fleet_file(path: Path) -> list[Device]:
         raise InvalidInput(f"{path}: cannot read the fleet file ({exc.strerror})") from None
     except UnicodeDecodeError:
         raise InvalidInput(f"{path}: not UTF-8 text") from None
-    rows: list[tuple[str, dict]] = []
-    if path.suffix.lower() == ".json":
-        try:
-            doc = json.loads(text)
-        except ValueError as exc:
-            raise InvalidInput(f"{path}: not valid JSON ({exc})") from None
-        if not isinstance(doc, list):
-            raise InvalidInput(f"{path}: expected a JSON list of device objects")
-        for i, item in enumerate(doc):
-            if not isinstance(item, dict):
-                raise InvalidInput(f"{path}: [{i}] is not an object")
-            rows.append((f"{path}: [{i}]", item))
-    else:
-        reader = csv.DictReader(io.StringIO(text))
-        if not reader.fieldnames or not {"id", "address", "type"} <= set(reader.fieldnames):
-            raise InvalidInput(f"{path}: line 1: the header must name id, address and type (and may name region, "
-                               "tags)")
-        for row in reader:
-            where = f"{path}: line {reader.line_num}"
-            if None in row or any(v is None for v in row.values()):
-                raise InvalidInput(f"{where}: expected {len(reader.fieldnames)} columns")
-            rows.append((where, {k: v.strip() for k, v in row.items()}))
+    rows = _json_rows(path, text) if path.suffix.lower() == ".json" else _csv_rows(path, text)
     devices, seen = [], {}
     for where, fields in rows:
         device = make_device(fields, where)
