@@ -2,7 +2,9 @@
 
     filter := or ;  or := and ("or" and)* ;  and := unary ("and" unary)* ;
     unary  := "not" unary | "(" or ")" | KEY "=" V | KEY "!=" V | KEY "~" GLOB | KEY "in" "(" V ("," V)* ")"
-    KEY    := id | type | region | release | tag.NAME | NAME (shorthand for tag.NAME)
+    KEY    := id | type | region | release | tag.NAME | tag:NAME | NAME (shorthand for tag.NAME)
+
+Terms side by side are joined by `and` (`region=eu type=qcs6490 tag:line=3`, SPEC §10.2's example).
 
 Values are bare words ([A-Za-z0-9._:@/*?-]) or double-quoted strings; `~` is an fnmatch glob. An empty
 filter, `*` or `all` matches every device. A missing value (no region, no such tag) equals nothing.
@@ -130,10 +132,16 @@ class _Parser:
 
     def parse_and(self):
         nodes = [self.parse_unary()]
-        while self.peek("and"):
-            self.take()
+        while self.peek("and") or self._juxtaposed():
+            if self.peek("and"):
+                self.take()
             nodes.append(self.parse_unary())
         return nodes[0] if len(nodes) == 1 else ("and", *nodes)
+
+    def _juxtaposed(self) -> bool:
+        """`region=eu type=x` (SPEC §10.2's form): terms side by side are joined by `and`."""
+        token = self.peek()
+        return token is not None and (token[1] == "(" if token[0] == "op" else token[1] not in ("or", "in"))
 
     def parse_unary(self):
         if self.peek("not"):
@@ -146,7 +154,12 @@ class _Parser:
             return node
         kind, key, _ = self.take()
         if kind != "w" or key in ("and", "or", "not", "in"):
+            self.i -= 1
             raise self.error("expected a key")
+        key = "tag." + key[4:] if key.startswith("tag:") else key  # `tag:line=3` (SPEC §10.2) = tag.line
+        if key.startswith("tag.") and not key[4:]:
+            self.i -= 1
+            raise self.error("expected a tag name after tag.")
         if self.peek("in"):
             self.take()
             self.take("(")

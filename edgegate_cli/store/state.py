@@ -160,7 +160,6 @@ def m008_paired_payloads(db: sqlite_utils.Database) -> None:
 
 
 
-
 @migrations()
 def m009_fleet_devices(db: sqlite_utils.Database) -> None:
     # The fleet (SPEC §10.2; fleet/devices.py): m005's devices table keeps its columns and meaning and gains
@@ -169,6 +168,7 @@ def m009_fleet_devices(db: sqlite_utils.Database) -> None:
     for column in ("address", "device_type", "region", "tags_json", "cert_fingerprint", "last_seen",
                    "last_status_json", "last_error"):
         db["devices"].add_column(column, str)
+
 
 @migrations()
 def m010_rollouts(db: sqlite_utils.Database) -> None:
