@@ -15,6 +15,7 @@ from .commands import (
     agent,
     bundle,
     cas,
+    fleet,
     gate,
     gc,
     init,
@@ -23,6 +24,7 @@ from .commands import (
     probe,
     publish,
     releases,
+    rollout,
     run,
     runs,
     schema,
@@ -181,6 +183,8 @@ app.add_typer(verify.app)
 app.add_typer(publish.app)
 app.add_typer(releases.app, name="releases")
 app.add_typer(agent.app, name="agent")
+app.add_typer(fleet.app, name="fleet")
+app.add_typer(rollout.app, name="rollout")
 app.add_typer(schema.app, name="schema")
 
 

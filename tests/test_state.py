@@ -58,9 +58,23 @@ OTHER_COLUMNS = {
                  "evidence_verdict": str, "run_id": str, "forced": int, "publisher": str, "created_at": str,
                  "expires_at": str, "deprecated_at": str, "deprecated_reason": str, "deleted_at": str},
     "devices": {"device_id": str, "active_release": str, "previous_release": str, "created_at": str,
-                "updated_at": str},
+                "updated_at": str,
+                # m009_fleet_devices
+                "address": str, "device_type": str, "region": str, "tags_json": str, "cert_fingerprint": str,
+                "last_seen": str, "last_status_json": str, "last_error": str},
     "rollouts": {"id": str, "release": str, "rollback_release": str, "status": str, "created_at": str,
-                 "finished_at": str},
+                 "finished_at": str,
+                 # m010_rollouts
+                 "strategy": str, "plan_json": str, "stage": int, "reason": str, "numbers_json": str, "paused": int,
+                 "updated_at": str, "identity": str, "rollback_identity": str, "envelope_sha256": str},
+    "rollout_targets": {"rollout_id": str, "device_id": str, "address": str, "stage": int, "rank": int,
+                        "release": str, "state": str, "code": str, "message": str, "attempts": int,
+                        "deployment_id": str, "reported_sha256": str, "previous_json": str, "updated_at": str},
+    "rollout_stages": {"rollout_id": str, "stage": int, "name": str, "status": str, "pushed_at": str,
+                       "bake_started_at": str, "snapshot_json": str, "outcome": str, "analysis_json": str,
+                       "errors_in_row": int, "finished_at": str},
+    "rollout_events": {"id": int, "rollout_id": str, "at": str, "kind": str, "detail_json": str},
+    "rollout_leases": {"rollout_id": str, "owner": str, "expires_at": str},
 }
 
 

@@ -159,6 +159,44 @@ def m008_paired_payloads(db: sqlite_utils.Database) -> None:
     db["run_payloads"].add_column("role", str)
 
 
+
+@migrations()
+def m009_fleet_devices(db: sqlite_utils.Database) -> None:
+    # The fleet (SPEC §10.2; fleet/devices.py): m005's devices table keeps its columns and meaning and gains
+    # the agent's address (https base URL), type, region, tags (canonical JSON object), the certificate
+    # fingerprint, and what the last status poll saw.
+    for column in ("address", "device_type", "region", "tags_json", "cert_fingerprint", "last_seen",
+                   "last_status_json", "last_error"):
+        db["devices"].add_column(column, str)
+
+
+@migrations()
+def m010_rollouts(db: sqlite_utils.Database) -> None:
+    # Rollouts (SPEC §10.4; rollout/store.py). `rollouts` keeps m005's columns and meaning (finished_at NULL =
+    # still running; release / rollback_release as "NAME@VERSION"); the plan, the current stage and the
+    # reason + numbers of the last decision are added. Per-device push state lives in rollout_targets,
+    # per-stage bake and analysis in rollout_stages, every transition in rollout_events, and the advance
+    # lease (owner + expiry, taken under BEGIN IMMEDIATE) in rollout_leases.
+    for column, kind in (("strategy", str), ("plan_json", str), ("stage", int), ("reason", str),
+                         ("numbers_json", str), ("paused", int), ("updated_at", str), ("identity", str),
+                         ("rollback_identity", str), ("envelope_sha256", str)):
+        db["rollouts"].add_column(column, kind)
+    db["rollout_targets"].create({
+        "rollout_id": str, "device_id": str, "address": str, "stage": int, "rank": int, "release": str,
+        "state": str, "code": str, "message": str, "attempts": int, "deployment_id": str,
+        "reported_sha256": str, "previous_json": str, "updated_at": str},
+        pk=("rollout_id", "device_id"), not_null={"state"})
+    db["rollout_targets"].create_index(["rollout_id", "stage"])
+    db["rollout_stages"].create({
+        "rollout_id": str, "stage": int, "name": str, "status": str, "pushed_at": str, "bake_started_at": str,
+        "snapshot_json": str, "outcome": str, "analysis_json": str, "errors_in_row": int, "finished_at": str},
+        pk=("rollout_id", "stage"))
+    db["rollout_events"].create({"id": int, "rollout_id": str, "at": str, "kind": str, "detail_json": str},
+                                pk="id")
+    db["rollout_events"].create_index(["rollout_id"])
+    db["rollout_leases"].create({"rollout_id": str, "owner": str, "expires_at": str}, pk="rollout_id")
+
+
 def _check_not_newer(db: sqlite_utils.Database, migration_set: Migrations) -> None:
     known = {m.name for m in migration_set._migrations}  # sqlite-utils exposes no public list
     unknown = sorted({m.name for m in migration_set.applied(db)} - known)
