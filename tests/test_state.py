@@ -58,7 +58,8 @@ OTHER_COLUMNS = {
                  "evidence_verdict": str, "run_id": str, "forced": int, "publisher": str, "created_at": str,
                  "expires_at": str, "deprecated_at": str, "deprecated_reason": str, "deleted_at": str},
     "devices": {"device_id": str, "active_release": str, "previous_release": str, "created_at": str,
-                "updated_at": str},
+                "updated_at": str, "address": str, "device_type": str, "region": str, "tags_json": str,
+                "cert_fingerprint": str, "last_seen": str, "last_status_json": str, "last_error": str},
     "rollouts": {"id": str, "release": str, "rollback_release": str, "status": str, "created_at": str,
                  "finished_at": str},
 }
