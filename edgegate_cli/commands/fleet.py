@@ -174,3 +174,32 @@ def health(ctx: typer.Context, filter_: str = FILTER_OPTION,
                                    for x in r["devices"]]))
     if bad:
         raise typer.Exit(int(ExitCode.RUN_ERROR))
+
+
+@app.command("enroll")
+def enroll(ctx: typer.Context, device_id: str = typer.Argument(..., metavar="DEVICE_ID"),
+           url: str = typer.Option(..., "--url", metavar="https://HOST:PORT", help="Where the release box dials "
+                                   "the device's agent."),
+           type_: str = typer.Option(..., "--type", help="The device type (a release's `compatible` names it)."),
+           region: str = typer.Option(None, "--region", help="The device's region."),
+           tags: list[str] = typer.Option([], "--tag", metavar="NAME=VALUE", help="A tag (repeatable)."),
+           out_dir: Path = typer.Option(..., "--out", metavar="DIR", help="Where to write the agent bundle."),
+           json_: bool = JSON_OPTION) -> None:
+    """Register a device and write its agent bundle (server certificate + key, fleet CA, publisher keys,
+    a starter agent.toml). Copy DIR to the device and run `edgegate agent serve --config DIR/agent.toml`.
+
+    Example: edgegate fleet enroll cam-eu-01 --url https://10.0.1.11:8443 --type qcs6490 --region eu --out ./cam-eu-01
+    """
+    from ..fleet.enroll import enroll as enroll_device
+    from ..fleet.inventory import parse_tags
+    from ..store.state import record_audit
+    from . import open_workspace, start
+
+    out = start(ctx, json_)
+    fields = {"id": device_id, "address": url, "type": type_, "region": region,
+              "tags": parse_tags(tags, "--tag")}
+    ws = open_workspace(out)
+    result = enroll_device(ws, out_dir, fields)
+    record_audit(ws.db, "fleet enroll", "device_enrolled", {"device_id": device_id, "cert": result["cert_sha256"]})
+    out.emit(result, lambda o, r: o.line(f"enrolled {r['device_id']}; agent bundle in {r['bundle']} "
+                                         f"(edgegate agent serve --config {r['config']})"))

@@ -57,3 +57,17 @@ def test_health_without_a_fleet_ca_is_refused(invoke, tmp_path):
     invoke("fleet", "import", tmp_path / "f.csv")
     refused = invoke("fleet", "health", expect=2)
     assert "FLEET_CA_MISSING" in refused.stderr and "fleet ca init" in refused.stderr
+
+
+def test_an_agent_of_another_ca_is_never_healthy(invoke, tmp_path):
+    """Mutual TLS both ways: an agent whose certificate another CA signed fails verification -> unreachable."""
+    invoke("fleet", "ca", "init")
+    stranger = AgentProcess(tmp_path / "stranger", make_pki(tmp_path / "other"), device_id="dev-x").start()
+    try:
+        (tmp_path / "f.csv").write_text(f"id,address,type\ndev-x,{stranger.url},test-board\n")
+        invoke("fleet", "import", tmp_path / "f.csv")
+        result = json.loads(invoke("fleet", "health", "--json", "--timeout", "5", expect=3).stdout)
+        row = result["devices"][0]
+        assert row["health"] == "unreachable" and "AGENT_UNREACHABLE" in row["error"], row
+    finally:
+        stranger.stop()
