@@ -131,6 +131,8 @@ def advance(
         "SELECT id FROM rollouts WHERE plan_json IS NOT NULL AND finished_at IS NULL ORDER BY created_at")]
     results = [run_advance(ws, rid, now=when, progress=out.log) for rid in ids]
     out.emit({"rollouts": [r.model_dump() for r in results]}, _show_advance)
+    if any(r.status == "failed" for r in results):  # a rollback some devices never confirmed
+        raise typer.Exit(int(ExitCode.RUN_ERROR))
     if any(r.status in ("rolled_back", "rolling_back") for r in results):
         raise typer.Exit(int(ExitCode.GATES_FAILED))
     del FINISHED

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel
@@ -121,6 +122,19 @@ class _Advancer:
             fn()
         self.reload()
 
+    def transition(self, fn) -> bool:
+        """Commit `fn` only if nobody steered the rollout since this advance read it (`rollout abort` or
+        `pause` write without the lease, so an abort during a long push is never overwritten). False when
+        skipped; the advance then continues from the state it finds."""
+        seen = (self.row["status"], self.row["paused"], self.row["stage"])
+        with self.db.atomic():
+            now = st.get_rollout(self.db, self.id)
+            applied = (now["status"], now["paused"], now["stage"]) == seen and not now["finished_at"]
+            if applied:
+                fn()
+        self.reload()
+        return applied
+
     def result(self) -> AdvanceResult:
         return AdvanceResult(rollout_id=self.id, status=self.row["status"], stage=self.row["stage"],
                              actions=self.actions, reason=self.row["reason"],
@@ -152,8 +166,10 @@ class _Advancer:
             self.commit(lambda: [st.set_target(self.db, self.id, t["device_id"], self.iso, state="pushing",
                                                attempts=(t["attempts"] or 0) + 1) for t in rows])
             payloads = {t["release"]: None for t in rows}
+            generation = next(iter(self.db.query("SELECT count(*) AS n FROM rollout_events WHERE rollout_id = ? "
+                                                 "AND kind = 'retry'", [self.id])))["n"]
             for release in payloads:
-                payloads[release] = load_payload(self.ws, release, self.id)
+                payloads[release] = replace(load_payload(self.ws, release, self.id), generation=generation)
             self.progress(f"stage {stage}: pushing {len(rows)} device(s)")
             self._fan_out(rows, lambda client, t: push_device(client, _Device(t), payloads[t["release"]],
                                                                timeout_s=self.plan.rate.device_timeout_s,
@@ -170,7 +186,7 @@ class _Advancer:
                                                        "devices": {t["device_id"]: t["code"] for t in failed}})
             return
         snapshot = self._snapshot(stage)
-        self.commit(lambda: (st.set_stage(self.db, self.id, stage, status="baking", pushed_at=self.iso,
+        self.transition(lambda: (st.set_stage(self.db, self.id, stage, status="baking", pushed_at=self.iso,
                                           bake_started_at=self.iso, snapshot_json=st.dumps(snapshot)),
                              st.set_rollout(self.db, self.id, self.iso, status="baking"),
                              st.event(self.db, self.id, "baking", self.iso, stage=stage)))
@@ -250,7 +266,7 @@ class _Advancer:
         if outcome != "pass":
             return False
         last = stage == len(self.plan.stages) - 1
-        self.commit(lambda: (
+        self.transition(lambda: (
             st.set_stage(self.db, self.id, stage, status="passed", finished_at=self.iso),
             st.set_rollout(self.db, self.id, self.iso, **({"status": "completed", "finished_at": self.iso,
                                                             "reason": "COMPLETED"} if last else
@@ -286,8 +302,9 @@ class _Advancer:
     # -- rollback --------------------------------------------------------------------------------
 
     def start_rollback(self, reason: str, numbers: dict) -> None:
-        """Persist rolling_back with the reason and numbers before any directive leaves."""
-        self.commit(lambda: (st.set_rollout(self.db, self.id, self.iso, status="rolling_back", reason=reason,
+        """Persist rolling_back with the reason and numbers before any directive leaves (unless a steer got
+        there first: an abort already is a rollback)."""
+        self.transition(lambda: (st.set_rollout(self.db, self.id, self.iso, status="rolling_back", reason=reason,
                                             numbers_json=st.dumps(numbers)),
                              st.event(self.db, self.id, "rolling_back", self.iso, reason=reason, numbers=numbers)))
         self.actions.append(f"rolling back: {reason}")
@@ -298,9 +315,9 @@ class _Advancer:
         signer = self.signer or load_signing_key(self.ws)
         rows = [t for t in st.targets(self.db, self.id)
                 if t["state"] in ("succeeded", "pushing", "failed", "timed_out", "rollback_pending")]
-        never = [t for t in st.targets(self.db, self.id) if t["state"] in ("pending", "rejected")]
+        never = [t for t in st.targets(self.db, self.id) if t["state"] == "pending"]
         with self.db.atomic():
-            for t in never:  # never sent, or refused before anything changed: nothing to undo
+            for t in never:  # never sent: nothing to undo (a `rejected` device keeps its agent's code)
                 st.set_target(self.db, self.id, t["device_id"], self.iso, state="skipped")
         todo = [t for t in rows if t["previous_json"]]
         for t in rows:
@@ -316,15 +333,36 @@ class _Advancer:
                                            new_identity=identities[t["release"]],
                                            previous=json.loads(t["previous_json"]), signer=signer,
                                            timeout_s=self.plan.rate.device_timeout_s, retries=self.plan.rate.retries)
-            if result["state"] == "unreachable":
-                confirmed = t["state"] == "succeeded" or t["reported_sha256"] == identities[t["release"]]
-                result["state"] = "rollback_pending" if confirmed else "skipped_offline"
+            if result["state"] == "unreachable":  # it has, or may have (a push that timed out), the release
+                may_have = t["state"] in ("succeeded", "pushing", "timed_out", "rollback_pending") \
+                    or t["reported_sha256"] == identities[t["release"]]
+                result["state"] = "rollback_pending" if may_have else "skipped_offline"
             return result
         self._fan_out(todo, one)
         pending = [t for t in st.targets(self.db, self.id) if t["state"] == "rollback_pending"]
-        if pending:
+        if pending and self.now < self._rollback_deadline():
             self.actions.append(f"rollback: {len(pending)} device(s) unreachable; the next advance retries")
+            return
+        with self.db.atomic():  # past the deadline: what did not report the previous release has failed
+            for t in pending:
+                st.set_target(self.db, self.id, t["device_id"], self.iso, state="rollback_failed",
+                              code="ROLLBACK_TIMEOUT",
+                              message="never reported the previous release before the rollback deadline")
+        failed = [t["device_id"] for t in st.targets(self.db, self.id) if t["state"] == "rollback_failed"]
+        if failed:  # completion is what the agents report: these still run, or may run, the new release
+            numbers = {**json.loads(self.row["numbers_json"] or "{}"), "rollback_failed": failed}
+            self.commit(lambda: (st.set_rollout(self.db, self.id, self.iso, status="failed", finished_at=self.iso,
+                                                reason="ROLLBACK_INCOMPLETE", numbers_json=st.dumps(numbers)),
+                                 st.event(self.db, self.id, "failed", self.iso, rollback_failed=failed)))
+            self.actions.append(f"rollback incomplete: {len(failed)} device(s) not back on the previous release")
             return
         self.commit(lambda: (st.set_rollout(self.db, self.id, self.iso, status="rolled_back", finished_at=self.iso),
                              st.event(self.db, self.id, "rolled_back", self.iso)))
         self.actions.append("rolled back")
+
+    def _rollback_deadline(self) -> datetime:
+        """How long unreachable devices are retried: max_bake after the rollback began (at least 10 minutes)."""
+        began = next(iter(self.db.query("SELECT min(at) AS at FROM rollout_events WHERE rollout_id = ? AND "
+                                        "kind IN ('rolling_back', 'abort')", [self.id])))["at"]
+        start = _parse(began) if began else self.now
+        return start + timedelta(seconds=max(self.plan.max_bake_s, 600.0))

@@ -30,6 +30,7 @@ class Payload:
     identity: str
     envelope: dict
     blobs: tuple[tuple[str, str, int], ...]  # (sha256:hex, path, size)
+    generation: int = 0  # `rollout retry`s so far: a retried push is a new request, a resumed one is not
 
 
 def wire_now() -> str:
@@ -37,8 +38,11 @@ def wire_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def push_nonce(rollout_id: str, device_id: str, identity: str) -> str:
-    return hashlib.sha256(f"{rollout_id}\n{device_id}\n{identity}".encode()).hexdigest()[:32]
+def push_nonce(rollout_id: str, device_id: str, identity: str, generation: int = 0) -> str:
+    """The deploy's idempotency key: the same for every advance that resumes a push (the agent refuses the
+    second as REPLAY), new after `rollout retry` (whose push must not be mistaken for the failed one)."""
+    text = f"{rollout_id}\n{device_id}\n{identity}" + (f"\n{generation}" if generation else "")
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def _result(state: str, code: str | None = None, message: str | None = None, **extra) -> dict:
@@ -95,7 +99,7 @@ async def push_device(client, device, payload: Payload, *, timeout_s: float, ret
             if not await _retrying(lambda d=digest: client.has_blob(device, d), retries):
                 await _retrying(lambda d=digest, p=path: client.put_blob(device, d, p), retries)
         body = {"manifest": payload.envelope, "nonce": push_nonce(payload.rollout_id, device.device_id,
-                                                                   payload.identity),
+                                                                   payload.identity, payload.generation),
                 "issued_at": wire_now(), "rollout_id": payload.rollout_id}
         try:
             await _retrying(lambda: client.deploy(device, body), retries)

@@ -67,3 +67,26 @@ def test_refusals_at_plan_time(invoke, tmp_path, fresh_home):
     result = invoke("rollout", "advance", expect=2)
     assert "give a rollout ID or --all" in result.stderr
     assert json.loads(invoke("rollout", "list", "--json").stdout) == {"rollouts": []}
+
+
+def test_an_abort_during_an_advance_is_never_overwritten(invoke, tmp_path, fresh_home):
+    """`rollout abort` writes without the advance lease; an advance that read the rollout before the abort must
+    not commit its own transition over it (it finds rolling_back and rolls back instead)."""
+    from datetime import UTC, datetime
+
+    from edgegate_cli.rollout import ops
+    from edgegate_cli.rollout import store as st
+    from edgegate_cli.rollout.engine import _Advancer
+    from edgegate_cli.store.home import Home
+    from edgegate_cli.store.workspace import open_workspace
+
+    publish_releases(invoke, tmp_path)
+    register_fake(fresh_home, 4)
+    invoke("rollout", "start", "qs@1.1.0", "--strategy", "direct", "--id", "ro-steer")
+    ws = open_workspace(Home(fresh_home, "--home"))
+    advancer = _Advancer(ws, "ro-steer", datetime.now(UTC), lambda _t: None, None)  # read: pushing
+    ops.abort(ws, "ro-steer")
+    assert advancer.transition(lambda: st.set_rollout(ws.db, "ro-steer", ws.db.now(), status="baking")) is False
+    assert (st.get_rollout(ws.db, "ro-steer")["status"], advancer.row["status"]) == ("rolling_back", "rolling_back")
+    fresh = _Advancer(ws, "ro-steer", datetime.now(UTC), lambda _t: None, None)
+    assert fresh.transition(lambda: st.set_rollout(ws.db, "ro-steer", ws.db.now(), reason="ABORTED")) is True
