@@ -38,8 +38,8 @@ def test_ops_compare_the_median_of_repeats(op, threshold, expected):
 
 
 def test_flaky_required_gate_is_a_run_error():
-    metrics = {"d": {"latency_ms": mv("latency_ms", [5.0, 10.0, 15.0])}}  # CV 0.5
-    ev = evaluate_gates(metrics, [Gate(metric="latency_ms", op="<=", value=100)], POLICY, ["d"])
+    metrics = {"d": {"latency_ms": mv("latency_ms", [5.0, 10.0, 15.0])}}  # CV 0.5, repeats on both sides of 12
+    ev = evaluate_gates(metrics, [Gate(metric="latency_ms", op="<=", value=12)], POLICY, ["d"])
     assert ev.verdict == "error" and ev.error_code == "FLAKY_METRIC"
     assert ev.gates[0].status == "error"
     assert ev.gates[0].reason == "CV 0.500 over 3 repeats exceeds the flake limit 0.2"
@@ -47,7 +47,7 @@ def test_flaky_required_gate_is_a_run_error():
 
 def test_flaky_optional_gate_is_skipped_and_the_run_passes():
     metrics = {"d": {"latency_ms": mv("latency_ms", [5.0, 10.0, 15.0])}}
-    ev = evaluate_gates(metrics, [Gate(metric="latency_ms", op="<=", value=100, required=False)], POLICY, ["d"])
+    ev = evaluate_gates(metrics, [Gate(metric="latency_ms", op="<=", value=12, required=False)], POLICY, ["d"])
     assert ev.verdict == "passed"
     assert (ev.gates[0].status, ev.gates[0].code) == ("skipped", "FLAKY")
 
@@ -58,7 +58,7 @@ def test_throughput_uses_its_own_flake_limit():
     lat = evaluate_gates({"d": {"latency_ms": mv("latency_ms", values)}},
                          [Gate(metric="latency_ms", op="<=", value=1000)], POLICY, ["d"])
     thr = evaluate_gates({"d": {"throughput_ips": mv("throughput_ips", values, "inferences/s")}},
-                         [Gate(metric="throughput_ips", op=">=", value=1)], POLICY, ["d"])
+                         [Gate(metric="throughput_ips", op=">=", value=100)], POLICY, ["d"])
     assert lat.verdict == "passed"
     assert thr.verdict == "error" and thr.error_code == "FLAKY_METRIC"
 
@@ -69,9 +69,19 @@ def test_cv_exactly_at_the_limit_is_not_flaky():
     same = evaluate_gates({"d": {"latency_ms": mv("latency_ms", [2.0, 2.0, 2.0])}},
                           [Gate(metric="latency_ms", op="<=", value=5)], strict, ["d"])
     spread = evaluate_gates({"d": {"latency_ms": mv("latency_ms", [2.0, 2.0, 2.1])}},
-                            [Gate(metric="latency_ms", op="<=", value=5)], strict, ["d"])
+                            [Gate(metric="latency_ms", op="<=", value=2.05)], strict, ["d"])
     assert same.verdict == "passed"
     assert spread.error_code == "FLAKY_METRIC"
+
+
+@pytest.mark.parametrize(("threshold", "status", "verdict"), [(250, "pass", "passed"), (1, "fail", "failed")])
+def test_a_spread_that_cannot_change_the_outcome_is_decided(threshold, status, verdict):
+    """CV 0.5, but every repeat is on the same side of the threshold: no repeat could have decided otherwise."""
+    ev = evaluate_gates({"d": {"latency_ms": mv("latency_ms", [5.0, 10.0, 15.0])}},
+                        [Gate(metric="latency_ms", op="<=", value=threshold)], POLICY, ["d"])
+    assert (ev.gates[0].status, ev.verdict, ev.error_code) == (status, verdict, None)
+    assert ev.gates[0].reason.startswith("every repeat (5-15 ms) ")
+    assert ev.gates[0].reason.endswith("CV 0.500 over 3 repeats exceeds the flake limit 0.2, which cannot change that")
 
 
 def test_missing_metric_required_vs_optional():

@@ -59,10 +59,11 @@ def test_the_installed_wheel_gates_the_quickstart_outside_the_repo(installed, ho
     shutil.copytree(REPO / "examples" / "quickstart", project)
     result = _edgegate(installed, project, "run", "pipeline.yaml", "--json")
     outcome = json.loads(result.stdout)
-    # passed, or (on a host loaded by other work) refused as flaky: either way the installed program measured
+    # passed, or (on a host loaded by other work) refused as starved: either way the installed program measured
     # the model on a new home; what this test guards against is the INVALID_INPUT of a wheel without its data
+    # (a spread, however wide, cannot make 0.3 ms against 250 ms FLAKY_METRIC: every repeat is below it)
     assert (result.returncode, outcome["verdict"], outcome["error_code"]) in (
-        (0, "passed", None), (3, "error", "FLAKY_METRIC")), result.stderr
+        (0, "passed", None), (3, "error", "NOISY_HOST")), result.stderr
     assert outcome["devices"]["local:cpu"]["latency_ms"]["samples"] == 600
     assert "probing the local backend first" in result.stderr
     home = project / "user" / ".local" / "share" / "edgegate"

@@ -126,6 +126,15 @@ def _evaluate_one(gate: Gate, device: str, m: MetricValue | None, policy: RunPol
             # starvation is NOISY_HOST's to judge, above; the CV flake rule does not apply.
             paired = _evaluate_relative(gate, m, base, {**stats, "host": host}, limit, relative)
             return paired.model_copy(update={"reason": f"{paired.reason} ({why}; decided by the paired test)"})
+        sides = {OPS[gate.op](v, gate.value) for v in m.per_repeat} if not gate.relative else set()
+        if len(sides) == 1 and len(m.per_repeat) == m.repeats:
+            # Every repeat on the same side of the threshold: the spread cannot change the outcome, so an
+            # absolute gate far from its limit (0.27 ms against 250 ms) is decided however noisy the host.
+            ok = sides.pop()
+            span = f"{min(m.per_repeat):.4g}-{max(m.per_repeat):.4g} {m.unit}"
+            return GateResult(**base, **stats, cv_limit=limit, host=host, status="pass" if ok else "fail",
+                              reason=f"every repeat ({span}) {'meets' if ok else 'does not meet'} {gate.op} "
+                                     f"{gate.value:g}; {why}, which cannot change that")
         if gate.required:
             return GateResult(**base, **stats, cv_limit=limit, host=host, status="error", code="FLAKY_METRIC",
                               reason=why)
