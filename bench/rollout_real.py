@@ -51,7 +51,7 @@ def main() -> None:
     from edgegate_cli.context import Context
     from edgegate_cli.fleet.devices import Device, upsert_device
     from edgegate_cli.fleet.tls import fleet_paths
-    from edgegate_cli.rollout.engine import advance
+    from edgegate_cli.rollout.advance import advance
     from edgegate_cli.rollout.ops import abort
     from edgegate_cli.store.home import Home
     from edgegate_cli.store.workspace import open_workspace

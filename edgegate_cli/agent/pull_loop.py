@@ -30,7 +30,8 @@ ERROR_WINDOW_POLLS = 10  # an error stays in the reports this many poll interval
 
 
 def status_report(puller: Puller, result: dict, errors: list[dict], poll_s: float) -> dict:
-    """What the release box reads (`rollout advance`): the agent's /v1/status plus the pull side."""
+    """What the release box reads (`rollout advance --via`): the agent's /v1/status, the pull side, and its
+    Prometheus text (inference counters and latency histogram per release)."""
     from ..evidence.channel_manifest import cohort_position
 
     agent, manifest = puller.agent, puller.last_manifest
@@ -44,7 +45,9 @@ def status_report(puller: Puller, result: dict, errors: list[dict], poll_s: floa
         "cohort": None if rollout is None else {
             "rollout_id": rollout.id, "seed": rollout.seed, "in_rollout": rollout.includes(agent.cfg.device_id),
             "position": cohort_position(rollout.seed, agent.cfg.device_id)},
-        "poll": result, "errors": errors})
+        "poll": result, "errors": errors,
+        # the counters a pull rollout's health analysis reads (the push path scrapes the same text at /metrics)
+        "metrics": agent.metrics.exposition()[0].decode("utf-8")})
     return doc
 
 

@@ -54,10 +54,16 @@ def plan_command(start_it: bool):
         abort_pct: float = typer.Option(50.0, "--abort-pct", help="Failed activations (%) that abort."),
         min_executed: int = typer.Option(1, "--min-executed", help="Abort criteria apply from this many devices."),
         min_samples: int = typer.Option(20, "--min-samples", help="Inferences per side, else inconclusive."),
+        via: str = typer.Option(None, "--via", metavar="s3://BUCKET/PREFIX", help="The pull path: stages are "
+                                "cohort ranges of the channel manifest there; devices are those whose agents "
+                                "report on the channel (direct, canary, progressive)."),
+        channel: str = typer.Option(None, "--channel", metavar="NAME", help="With --via: the channel (default: "
+                                    "the release's own)."),
         json_: bool = JSON_OPTION,
     ) -> None:
+        from ..errors import InvalidInput
         from ..rollout.engine import start_rollout
-        from ..rollout.ops import make_plan
+        from ..rollout.ops import make_plan, make_pull_plan
         from . import open_workspace, start
 
         out = start(ctx, json_)
@@ -65,9 +71,25 @@ def plan_command(start_it: bool):
                              release_b, region_canary, concurrency, per_minute, device_timeout, retries,
                              latency_pct, error_rate, abort_count, abort_pct, min_executed, min_samples)
         ws = open_workspace(out)
-        plan, devices = make_plan(ws, **opts)
-        if start_it:
-            start_rollout(ws, plan, devices)
+        if via is None:
+            if channel is not None:
+                raise InvalidInput("--channel applies to the pull path only (with --via s3://...)", field="--channel")
+            plan, devices = make_plan(ws, **opts)
+            if start_it:
+                start_rollout(ws, plan, devices)
+        else:
+            for option, value, default in (("--target", target, "all"), ("--regions", regions, None),
+                                           ("--release-b", release_b, None), ("--region-canary", region_canary, None)):
+                if value != default:
+                    raise InvalidInput(f"{option} does not apply with --via: the devices are those reporting on the "
+                                       "channel, placed by their cohort position", field=option)
+            plan = make_pull_plan(ws, via=via, channel=channel, **{k: opts[k] for k in (
+                "release", "strategy", "rollout_id", "bake_s", "max_bake_s", "canary_pct", "steps", "thresholds",
+                "rate")})
+            if start_it:
+                from ..rollout.pull_engine import start_pull_rollout
+
+                start_pull_rollout(ws, plan, progress=out.log)
         out.emit(plan, lambda o, p: _show_plan(o, p, start_it))
     return command
 
@@ -76,7 +98,8 @@ app.command("plan", help="Print the exact plan (stages, devices, bake, threshold
             "Example: edgegate rollout plan quickstart@1.1.0 --strategy canary --canary 25 --target 'region=eu'")(
     plan_command(False))
 app.command("start", help="Store the plan and begin (nothing is pushed until `rollout advance`).\n\n"
-            "Example: edgegate rollout start quickstart@1.1.0 --strategy progressive --steps 10,50 --bake 900")(
+            "Example: edgegate rollout start quickstart@1.1.0 --strategy progressive --steps 10,50 --bake 900\n\n"
+            "Pull path: edgegate rollout start quickstart@1.1.0 --via s3://fleet/edgegate --canary 5 --bake 900")(
     plan_command(True))
 
 
@@ -84,8 +107,13 @@ def _show_plan(out, plan, started: bool) -> None:
     verb = "Started" if started else "Plan for"
     out.line(f"{verb} rollout {plan.rollout_id}: {plan.release}, {plan.strategy}, {plan.device_count} device(s) "
              f"matching {plan.target!r}; bake {plan.bake_s:g} s (max {plan.max_bake_s:g} s)", style="bold")
+    if plan.via:
+        out.line(f"  over the pull path: channel {plan.channel} under {plan.via}; each stage is a cohort range "
+                 "(devices below it move at their next poll)")
     for s in plan.stages:
         extra = f" release {s.release}" if s.release else ""
+        if s.range_hi is not None:
+            extra += f" range [0, {s.range_hi / 10_000:g}%)"
         out.line(f"  stage {s.index} {s.name}{extra}: {len(s.devices)} device(s): {', '.join(s.devices)}")
     t = plan.thresholds
     out.line(f"  rules: latency +{t.latency_pct:g}% (and +{t.latency_abs_ms:g} ms, p<{t.alpha:g}), errors "
@@ -110,7 +138,7 @@ def advance(
     Example (crontab): */5 * * * * edgegate rollout advance --all --json >> /var/log/edgegate-rollout.log
     """
     from ..errors import ExitCode, InvalidInput
-    from ..rollout.engine import advance as run_advance
+    from ..rollout.advance import advance as run_advance
     from ..rollout.store import FINISHED
     from . import open_workspace, start
 

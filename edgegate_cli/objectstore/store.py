@@ -75,11 +75,13 @@ class ObjectStore:
 
     `endpoint_url` overrides the chain's endpoint; `profile` selects an AWS profile; `max_attempts` is
     botocore's own retry budget per API call (1 = no retry, for callers that retry themselves);
-    `ca_bundle` is a PEM file of CAs to trust instead of botocore's (AWS_CA_BUNDLE works too)."""
+    `ca_bundle` is a PEM file of CAs to trust instead of botocore's (AWS_CA_BUNDLE works too);
+    `max_connections` bounds the connection pool (callers that read from many threads raise it)."""
 
     def __init__(self, location: S3Location | str, *, endpoint_url: str | None = None,
                  profile: str | None = None, region: str | None = None, max_attempts: int = 3,
-                 connect_timeout: float = 10, read_timeout: float = 60, ca_bundle: Path | str | None = None):
+                 connect_timeout: float = 10, read_timeout: float = 60, ca_bundle: Path | str | None = None,
+                 max_connections: int = 10):
         self.location = parse_s3_url(location) if isinstance(location, str) else location
         if endpoint_url is not None and urlsplit(endpoint_url).scheme not in ("http", "https"):
             raise InvalidInput(f"endpoint {safe_endpoint(endpoint_url)!r} is not an http:// or https:// URL")
@@ -94,6 +96,7 @@ class ObjectStore:
                     "s3", endpoint_url=endpoint_url, region_name=region or session.region_name or "us-east-1",
                     verify=str(ca_bundle) if ca_bundle else None,
                     config=Config(connect_timeout=connect_timeout, read_timeout=read_timeout,
+                                  max_pool_connections=max_connections,
                                   retries={"mode": "standard", "total_max_attempts": max_attempts}))
             except ValueError as exc:  # botocore: "Invalid endpoint: <url>" (the argument or AWS_ENDPOINT_URL*)
                 if isinstance(exc, BotoCoreError):  # e.g. InvalidRegionError is a ValueError too

@@ -88,20 +88,18 @@ def _upload(ws, store, location, hexdigest: str, size: int) -> bool:
     return True
 
 
-def push_release(ws, ref: str, url: str, *, key: str | None = None, expires_in: timedelta = DEFAULT_EXPIRY,
-                 progress=lambda _text: None, store=None) -> PushResult:
-    """Upload NAME@VERSION's objects under `url` (s3://BUCKET/PREFIX), then make it the current release of
-    its channel there. Raises NotFound (release), InvalidInput (URL, key, a lower version than current),
-    Store* errors (exit 2/3; the channel manifest is then unchanged), the refusal of a channel manifest
-    this home cannot verify."""
-    from ..evidence.keys import load_signing_key
+class Uploaded(BaseModel):
+    entry: dict  # the release's channel-manifest entry (registry/channel.py `with_release`)
+    channel: str  # the channel its manifest names
+    objects: int
+    uploaded: int
+    bytes_uploaded: int
 
+
+def upload_release(ws, ref: str, store, location, *, progress=lambda _text: None) -> Uploaded:
+    """Every object of NAME@VERSION under `location` (blobs first, its signed manifest last); the channel
+    is not touched. Raises NotFound (release), CorruptBlob, Store* errors."""
     row = find_release(ws, ref)
-    if store is None:
-        store, location = open_store(url)
-    else:
-        location = store.location
-    signer = load_signing_key(ws, key)
     _, _, manifest = read_manifest(ws, row)
     blobs = _blobs(ws, row["envelope_sha256"], manifest)
     sent = uploaded = 0
@@ -114,8 +112,27 @@ def push_release(ws, ref: str, url: str, *, key: str | None = None, expires_in: 
              "manifest": {"sha256": tag(untag(row["envelope_sha256"])), "size": blobs[-1][1]},
              "evidence": None if evidence is None else {
                  "sha256": evidence["bundle_sha256"], "size": ws.cas.path_of(evidence["bundle_sha256"]).stat().st_size}}
-    progress(f"signing channel {manifest.channel}")
-    update = update_channel(ws, store, location, manifest.channel, signer,
-                            lambda body: with_release(body, entry, make_current=True), expires_in=expires_in)
-    return PushResult(name=manifest.name, version=manifest.version, root=location.url(), objects=len(blobs),
-                      uploaded=uploaded, bytes_uploaded=sent, channel=update)
+    return Uploaded(entry=entry, channel=manifest.channel, objects=len(blobs), uploaded=uploaded,
+                    bytes_uploaded=sent)
+
+
+def push_release(ws, ref: str, url: str, *, key: str | None = None, expires_in: timedelta = DEFAULT_EXPIRY,
+                 progress=lambda _text: None, store=None) -> PushResult:
+    """Upload NAME@VERSION's objects under `url` (s3://BUCKET/PREFIX), then make it the current release of
+    its channel there. Raises NotFound (release), InvalidInput (URL, key, a lower version than current),
+    Store* errors (exit 2/3; the channel manifest is then unchanged), the refusal of a channel manifest
+    this home cannot verify."""
+    from ..evidence.keys import load_signing_key
+
+    find_release(ws, ref)  # NotFound before the store is opened
+    if store is None:
+        store, location = open_store(url)
+    else:
+        location = store.location
+    signer = load_signing_key(ws, key)
+    up = upload_release(ws, ref, store, location, progress=progress)
+    progress(f"signing channel {up.channel}")
+    update = update_channel(ws, store, location, up.channel, signer,
+                            lambda body: with_release(body, up.entry, make_current=True), expires_in=expires_in)
+    return PushResult(name=up.entry["name"], version=up.entry["version"], root=location.url(), objects=up.objects,
+                      uploaded=up.uploaded, bytes_uploaded=up.bytes_uploaded, channel=update)

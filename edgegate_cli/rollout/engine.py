@@ -1,4 +1,5 @@
-"""`rollout start` and `rollout advance`: the persisted state machine (SPEC §10.4).
+"""`rollout start` and the push path's advancer: the persisted state machine (SPEC §10.4); `advance.py`
+takes the lease and picks this advancer or the pull path's (pull_engine.py).
 
     pushing --(stage's devices pushed, abort criteria ok)--> baking
     baking  --(bake elapsed, analysis pass)--> pushing next stage | completed
@@ -91,19 +92,6 @@ def start_rollout(ws, plan: Plan, devices: list) -> AdvanceResult:
 class _Device:  # what the agent client needs of a target row
     def __init__(self, row: dict):
         self.device_id, self.address = row["device_id"], row["address"]
-
-
-def advance(ws, rollout_id: str, *, now: datetime, owner: str | None = None, progress=lambda _t: None,
-            signer=None) -> AdvanceResult:
-    """One advance of `rollout_id` as of `now` (the Context clock, or `--now`)."""
-    owner = owner or st.owner_id()
-    try:
-        with st.lease(ws.db, rollout_id, now, owner):
-            return _Advancer(ws, rollout_id, now, progress, signer).run()
-    except st.LeaseHeld as exc:
-        row = st.get_rollout(ws.db, rollout_id)
-        return AdvanceResult(rollout_id=rollout_id, status=row["status"], stage=row["stage"], actions=[],
-                             reason=exc.message, lease_held_by=exc.message.split(" by ")[1].split(" (")[0])
 
 
 class _Advancer:
@@ -266,6 +254,8 @@ class _Advancer:
         if outcome != "pass":
             return False
         last = stage == len(self.plan.stages) - 1
+        if last:
+            self.on_completed()
         self.transition(lambda: (
             st.set_stage(self.db, self.id, stage, status="passed", finished_at=self.iso),
             st.set_rollout(self.db, self.id, self.iso, **({"status": "completed", "finished_at": self.iso,
@@ -273,6 +263,10 @@ class _Advancer:
                                                            {"status": "pushing", "stage": stage + 1})),
             st.event(self.db, self.id, "completed" if last else "promoted", self.iso, stage=stage)))
         return True
+
+    def on_completed(self) -> None:
+        """Called when the last stage passed, before the rollout is marked completed (the pull path makes
+        the release the channel's current one here)."""
 
     def analyse(self, stage: int, snapshot: dict) -> dict:
         release = self.row["release"]

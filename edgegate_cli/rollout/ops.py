@@ -35,6 +35,32 @@ def make_plan(ws, *, release: str, strategy: str, target: str, rollout_id: str |
     return plan, devices
 
 
+def make_pull_plan(ws, *, release: str, strategy: str, via: str, channel: str | None, rollout_id: str | None,
+                   bake_s: float, max_bake_s: float | None, canary_pct: float, steps: list[float] | None,
+                   thresholds: Thresholds, rate: Rate) -> Plan:
+    """A plan over the pull path: the devices are those reporting on the channel under `via` (their
+    status reports), placed by sha256(rollout id ‖ device id). Raises NotFound, Store* errors, and
+    build_pull_plan's refusals."""
+    from ..registry.manifests import read_manifest
+    from ..registry.records import find_release
+    from .plan import build_pull_plan
+    from .pull_engine import open_channel_store
+    from .reports import read_reports
+
+    row = find_release(ws, release)
+    channel = channel or read_manifest(ws, row)[2].channel
+    ref = f"{row['name']}@{row['version']}"
+    rollout_id = rollout_id or new_rollout_id()
+    probe = Plan(rollout_id=rollout_id, release=ref, strategy=strategy, target="", bake_s=0, max_bake_s=0,
+                 stages=[], device_count=0, via=via, channel=channel)
+    store, location = open_channel_store(probe)
+    reports = read_reports(store, location, channel)
+    return build_pull_plan(rollout_id=rollout_id, release=ref, strategy=strategy, via=location.url(),
+                           channel=channel, devices=sorted(reports.devices), bake_s=bake_s,
+                           max_bake_s=max_bake_s if max_bake_s is not None else max(bake_s * 3, bake_s + 60),
+                           canary_pct=canary_pct, steps=steps, thresholds=thresholds, rate=rate)
+
+
 class RolloutStatus(BaseModel):
     id: str
     release: str
@@ -106,8 +132,24 @@ def _steer(ws, rollout_id: str, kind: str, allowed: tuple[str, ...], **fields) -
 
 def pause(ws, rid): return _steer(ws, rid, "pause", ("pushing", "baking"), paused=1)
 def resume(ws, rid): return _steer(ws, rid, "resume", ("pushing", "baking"), paused=0)
-def promote(ws, rid): return _steer(ws, rid, "promote", ("baking",))
-def retry(ws, rid): return _steer(ws, rid, "retry", ("pushing", "baking"))
+
+
+def promote(ws, rid):
+    row = st.get_rollout(ws.db, rid)
+    plan = Plan.model_validate_json(row["plan_json"])
+    if plan.via and row["status"] == "baking" and not row["finished_at"] and row["stage"] == len(plan.stages) - 1:
+        from .pull_engine import complete_on_channel  # the last pull stage: the release becomes current now
+
+        complete_on_channel(ws, plan)
+    return _steer(ws, rid, "promote", ("baking",))
+
+
+def retry(ws, rid):
+    if Plan.model_validate_json(st.get_rollout(ws.db, rid)["plan_json"]).via:
+        raise InvalidInput(f"rollout {rid} runs over the pull path: an agent that refused the release tries again "
+                           "when the channel changes", field="ID", hint="fix the cause, then abort and start a "
+                                                                        "new rollout")
+    return _steer(ws, rid, "retry", ("pushing", "baking"))
 
 
 def abort(ws, rid):

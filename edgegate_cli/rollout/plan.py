@@ -7,6 +7,11 @@ devices is refused here, at plan time (ZERO_DEVICE_STAGE). Regional stages follo
 A/B splits the targets in two disjoint equal cohorts (the order's even and odd positions), A on the
 release, B on the other release, over the same window.
 
+On the pull path (`--via s3://...`) there is no device list to cut: a stage is a cohort hash range
+[0, hi) of the channel manifest, each device placing itself by sha256(rollout id ‖ device id)
+(evidence/channel_manifest.cohort_position); `build_pull_plan` shows which of the devices reporting on
+the channel fall in each stage, and refuses a stage none of them falls in, as the push path does.
+
 Pure: no network, no store. `build_plan` takes the snapshot of devices (fleet.devices.Device).
 """
 
@@ -61,6 +66,7 @@ class Stage(BaseModel):
     region: str | None = None
     release: str | None = None  # A/B: the B cohort's release
     devices: list[str]
+    range_hi: int | None = None  # pull path: the stage covers cohort positions [0, range_hi) (millionths)
 
 
 class Plan(BaseModel):
@@ -74,6 +80,8 @@ class Plan(BaseModel):
     rate: Rate = Field(default_factory=Rate)
     stages: list[Stage]
     device_count: int
+    via: str | None = None  # pull path: s3://BUCKET/PREFIX whose channel manifest carries the stages
+    channel: str | None = None  # ... and the channel (its manifest's seed is the rollout id)
 
 
 def new_rollout_id() -> str:
@@ -173,3 +181,44 @@ def _regional(order: list[str], devices: list, regions: list[str] | None, canary
             stages.append(Stage(index=len(stages), name=region + (" canary" if pct < 100 else ""), region=region,
                                 percent=pct, devices=part))
     return stages
+
+
+PULL_STRATEGIES = ("direct", "canary", "progressive")
+
+
+def build_pull_plan(*, rollout_id: str, release: str, strategy: str, via: str, channel: str, devices: list[str],
+                    bake_s: float, max_bake_s: float, canary_pct: float = 10.0, steps: list[float] | None = None,
+                    thresholds: Thresholds | None = None, rate: Rate | None = None) -> Plan:
+    """Stages as cohort ranges over the devices reporting on the channel (`devices`). Raises NoDevices,
+    ZeroDeviceStage, InvalidInput naming the option."""
+    from ..evidence.channel_manifest import SCALE, cohort_position
+
+    if strategy not in PULL_STRATEGIES:
+        raise InvalidInput(f"--strategy {strategy!r} is not available with --via: the channel manifest carries one "
+                           f"cohort range ({', '.join(PULL_STRATEGIES)})", field="--strategy",
+                           hint="regional and A/B rollouts need the push path: devices in `edgegate fleet`")
+    if not devices:
+        raise NoDevices(f"no device reports on channel {channel} under {via}",
+                        hint="start agents with `edgegate agent serve --channel ...` first; they report after "
+                             "their first poll")
+    if bake_s < 0 or max_bake_s < bake_s:
+        raise InvalidInput(f"--max-bake {max_bake_s:g}s must be at least --bake {bake_s:g}s", field="--max-bake")
+    if strategy == "canary" and not 0 < canary_pct < 100:
+        raise InvalidInput(f"--canary {canary_pct:g} must be a percentage in (0, 100)", field="--canary")
+    percents = {"direct": [100.0], "canary": [canary_pct, 100.0],
+                "progressive": steps or [10.0, 50.0, 100.0]}[strategy]
+    placed = sorted((cohort_position(rollout_id, d), d) for d in devices)
+    stages, lo = [], 0
+    for i, pct in enumerate(percents):
+        hi = SCALE if pct >= 100 else round(pct * SCALE / 100)
+        chunk = [d for position, d in placed if lo <= position < hi]
+        if not chunk:
+            raise ZeroDeviceStage(f"stage {pct:g}% (cohort positions {lo}-{hi} of {SCALE}) holds none of the "
+                                  f"{len(devices)} device(s) reporting on channel {channel}",
+                                  hint="use larger percentages, or another --id: it seeds the cohort positions")
+        name = "canary" if strategy == "canary" and i == 0 else ("all" if strategy == "direct" else f"{pct:g}%")
+        stages.append(Stage(index=i, name=name, percent=pct, devices=chunk, range_hi=hi))
+        lo = hi
+    return Plan(rollout_id=rollout_id, release=release, strategy=strategy, target=f"channel {channel}",
+                bake_s=bake_s, max_bake_s=max_bake_s, thresholds=thresholds or Thresholds(), rate=rate or Rate(),
+                stages=stages, device_count=len(devices), via=via, channel=channel)

@@ -81,3 +81,26 @@ def npz_bytes(**arrays) -> bytes:
 
 
 X = np.linspace(-1, 1, 8, dtype=np.float32).reshape(1, 8)
+
+
+def slow_bytes(seed: int, iterations: int = 4000) -> bytes:
+    """The `linear` model, then a Loop spinning `iterations` times on a 4x4 MatMul + Tanh whose result is
+    multiplied by 0: the same outputs' shape, several ms per inference on one thread (a slowed release)."""
+    base = linear(seed)
+    spin = np.random.default_rng(seed).standard_normal((4, 4)).astype(np.float32) * 0.3
+    body = helper.make_graph(
+        [helper.make_node("MatMul", ["v_in", "Wl"], ["m"]), helper.make_node("Tanh", ["m"], ["v_out"]),
+         helper.make_node("Identity", ["cond_in"], ["cond_out"])],
+        "spin", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                 helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1, 4])])
+    nodes = list(base.graph.node)
+    nodes[-1].output[0] = "y0"
+    nodes += [helper.make_node("Loop", ["M", "keep_going", "y0"], ["spun"], body=body),
+              helper.make_node("Mul", ["spun", "zero"], ["z"]), helper.make_node("Add", ["y0", "z"], ["y"])]
+    initializers = [*base.graph.initializer, numpy_helper.from_array(np.array(iterations, dtype=np.int64), "M"),
+                    numpy_helper.from_array(np.array(True), "keep_going"), numpy_helper.from_array(spin, "Wl"),
+                    numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero")]
+    return _model(nodes, list(base.graph.input), list(base.graph.output), initializers).SerializeToString()
