@@ -11,7 +11,12 @@ devices, starts a direct rollout and times the one `rollout advance` that pushes
 devices per minute, bytes pushed, and the release box's CPU time and peak RSS (this process; the
 simulator's CPU is not counted). Nothing is asserted.
 
-Run: `uv run python bench/rollout_scale.py [--runs 1000:10,10000:10] [--concurrency 256]`
+The pull-mode row (bench/rollout_pull_scale.py, `--pull 1000,100000`): the release box's work per stage
+of a rollout over the pull path — channel manifest writes, flat in the fleet size — apart from reading
+the devices' status reports, which grows with it.
+
+Run: `uv run python bench/rollout_scale.py [--runs 1000:10,10000:10] [--concurrency 256] [--pull 1000,100000]`
+(`--runs ''` or `--pull ''` skips that part)
 """
 
 from __future__ import annotations
@@ -105,7 +110,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="1000:10,10000:10", help="DEVICES:MB pairs")
     parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--pull", default="1000,100000", help="pull-mode row: device counts ('' to skip); see "
+                                                              "bench/rollout_pull_scale.py")
     args = parser.parse_args()
+    if args.pull:
+        import rollout_pull_scale
+
+        rollout_pull_scale.main([int(n) for n in args.pull.split(",")])
+    if not args.runs:
+        return
     print("NOTE: the devices are a bench-only simulator (bench/rollout_sim.py), one process answering the agent "
           "protocol for every device; it loads no model and checks no signature. Real agents: "
           "bench/rollout_real.py.", flush=True)

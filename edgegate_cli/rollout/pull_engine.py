@@ -117,18 +117,18 @@ def start_pull_rollout(ws, plan: Plan, *, progress=lambda _t: None) -> AdvanceRe
         for stage in plan.stages:
             db["rollout_stages"].insert({"rollout_id": plan.rollout_id, "stage": stage.index, "name": stage.name,
                                          "status": "pending", "errors_in_row": 0})
-            for rank, device_id in enumerate(stage.devices):
-                _add_target(db, plan, location, device_id, stage.index, rank, now)
+            db["rollout_targets"].insert_all(  # one statement per batch: a fleet of 100,000 starts in seconds
+                (_target(plan, location, device_id, stage.index, rank, now)
+                 for rank, device_id in enumerate(stage.devices)), ignore=True)
         st.event(db, plan.rollout_id, "started", now, release=plan.release, devices=plan.device_count,
                  via=plan.via, channel=plan.channel, channel_version=version, uploaded=up.uploaded)
     return AdvanceResult(rollout_id=plan.rollout_id, status="pushing", stage=0, actions=["started"])
 
 
-def _add_target(db, plan: Plan, location, device_id: str, stage: int, rank: int, now: str) -> None:
-    db["rollout_targets"].insert({
-        "rollout_id": plan.rollout_id, "device_id": device_id, "stage": stage, "rank": rank,
-        "address": location.url(location.key(f"status/{device_id}/status.json")), "release": plan.release,
-        "state": "pending", "attempts": 0, "updated_at": now}, ignore=True)
+def _target(plan: Plan, location, device_id: str, stage: int, rank: int, now: str) -> dict:
+    return {"rollout_id": plan.rollout_id, "device_id": device_id, "stage": stage, "rank": rank,
+            "address": location.url(location.key(f"status/{device_id}/status.json")), "release": plan.release,
+            "state": "pending", "attempts": 0, "updated_at": now}
 
 
 class PullAdvancer(_Advancer):
@@ -150,8 +150,9 @@ class PullAdvancer(_Advancer):
             for device_id, r in reports.devices.items():
                 t = targets.get(device_id)
                 if t is None:
-                    _add_target(self.db, self.plan, self.location, device_id, stage_of(self.plan, device_id),
-                                len(targets), self.iso)
+                    self.db["rollout_targets"].insert(_target(self.plan, self.location, device_id,
+                                                              stage_of(self.plan, device_id), len(targets), self.iso),
+                                                      ignore=True)
                     t = targets[device_id] = next(iter(self.db.query(
                         "SELECT * FROM rollout_targets WHERE rollout_id = ? AND device_id = ?", [self.id, device_id])))
                     if t["stage"] <= stage and self.row["status"] in ("pushing", "baking"):
@@ -193,11 +194,10 @@ class PullAdvancer(_Advancer):
         stage = self.row["stage"]
         hi = self.plan.stages[stage].range_hi or SCALE
         up = upload_release(self.ws, self.row["release"], self.store, self.location)  # a HEAD each when there
-        with self.db.atomic():
-            for t in st.targets(self.db, self.id):
-                if t["stage"] <= stage and t["state"] == "pending":
-                    st.set_target(self.db, self.id, t["device_id"], self.iso, state="pushing",
-                                  attempts=(t["attempts"] or 0) + 1)
+        with self.db.atomic():  # one statement, whatever the fleet size
+            self.db.execute("UPDATE rollout_targets SET state = 'pushing', attempts = coalesce(attempts, 0) + 1, "
+                            "updated_at = ? WHERE rollout_id = ? AND stage <= ? AND state = 'pending'",
+                            [self.iso, self.id, stage])
         name, version = self.row["release"].split("@", 1)
         self.progress(f"stage {stage}: cohort range [0, {hi}) of {SCALE} on channel {self.plan.channel}")
         self.write_channel(lambda b: with_rollout(with_release(b, up.entry, make_current=False),
@@ -261,10 +261,9 @@ class PullAdvancer(_Advancer):
         version = self._rollback_version()
         if version is None:
             version = self._write_rollback()
-        with self.db.atomic():
-            for t in st.targets(self.db, self.id):
-                if t["state"] == "pending":  # its range was never opened: nothing to undo
-                    st.set_target(self.db, self.id, t["device_id"], self.iso, state="skipped")
+        with self.db.atomic():  # a device whose range was never opened: nothing to undo
+            self.db.execute("UPDATE rollout_targets SET state = 'skipped', updated_at = ? WHERE rollout_id = ? AND "
+                            "state = 'pending'", [self.iso, self.id])
         reports = self.reports()
         back_sha = self.row["rollback_identity"]
         pending = []
