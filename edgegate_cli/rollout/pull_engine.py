@@ -261,10 +261,10 @@ class PullAdvancer(_Advancer):
         version = self._rollback_version()
         if version is None:
             version = self._write_rollback()
-        with self.db.atomic():  # a device whose range was never opened: nothing to undo
+        reports = self.reports()  # first: a device reporting for the first time is added as pending ...
+        with self.db.atomic():  # ... and, its range never opened, has nothing to undo
             self.db.execute("UPDATE rollout_targets SET state = 'skipped', updated_at = ? WHERE rollout_id = ? AND "
                             "state = 'pending'", [self.iso, self.id])
-        reports = self.reports()
         back_sha = self.row["rollback_identity"]
         pending = []
         with self.db.atomic():
