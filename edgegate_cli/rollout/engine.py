@@ -165,19 +165,19 @@ class _Advancer:
             self.actions.append(f"pushed stage {stage} ({len(rows)} device(s))")
         done = st.targets(self.db, self.id, stage)
         failed = [t for t in done if t["state"] in FAILED_PUSH]
-        th = self.plan.thresholds
-        if len(done) >= th.min_executed and failed and (
-                (th.abort_count is not None and len(failed) >= th.abort_count)
-                or len(failed) * 100 / len(done) >= th.abort_pct):
-            self.start_rollback("FAILED_ACTIVATIONS", {"failed": len(failed), "executed": len(done),
-                                                       "abort_count": th.abort_count, "abort_pct": th.abort_pct,
-                                                       "devices": {t["device_id"]: t["code"] for t in failed}})
+        if self.plan.thresholds.aborts(len(failed), len(done)):
+            self.start_rollback("FAILED_ACTIVATIONS", self.activation_numbers(failed, len(done)))
             return
         snapshot = self._snapshot(stage)
         self.transition(lambda: (st.set_stage(self.db, self.id, stage, status="baking", pushed_at=self.iso,
                                           bake_started_at=self.iso, snapshot_json=st.dumps(snapshot)),
                              st.set_rollout(self.db, self.id, self.iso, status="baking"),
                              st.event(self.db, self.id, "baking", self.iso, stage=stage)))
+
+    def activation_numbers(self, failed: list[dict], executed: int) -> dict:
+        th = self.plan.thresholds
+        return {"failed": len(failed), "executed": executed, "abort_count": th.abort_count, "abort_pct": th.abort_pct,
+                "devices": {t["device_id"]: t["code"] for t in failed}}
 
     def _fan_out(self, rows, make) -> None:
         async def main():
@@ -283,15 +283,20 @@ class _Advancer:
         previous = {t["device_id"]: json.loads(t["previous_json"]) for t in cand_rows if t["previous_json"]}
         ctl = merge([window(now_counters[t["device_id"]], snapshot.get(t["device_id"]), v)
                      for t in control for v in now_counters[t["device_id"]] if v not in (release, t["release"])])
+        result = self.judge(cand, ctl, len(control), previous, snapshot)
+        result["numbers"]["devices"] = len(cand_rows)
+        return result
+
+    def judge(self, cand: dict, ctl: dict, control_devices: int, previous: dict, snapshot: dict) -> dict:
+        """Judge the candidates' window against the control cohort's (`ctl`, same window) when it has data,
+        else against the same devices' previous release before the update (`previous`: device -> release)."""
         if ctl["count"] >= self.plan.thresholds.min_samples:
-            base, kind = ctl, f"control cohort ({len(control)} device(s) on the previous release, same window)"
+            base, kind = ctl, f"control cohort ({control_devices} device(s) on the previous release, same window)"
         else:
             base = merge([window(snapshot.get(d, {}), None, f"{p['name']}@{p['version']}")
                           for d, p in previous.items()])
             kind = "the same devices before the update (previous release)"
-        result = judge(cand, base, self.plan.thresholds or Thresholds(), baseline_kind=kind)
-        result["numbers"]["devices"] = len(cand_rows)
-        return result
+        return judge(cand, base, self.plan.thresholds or Thresholds(), baseline_kind=kind)
 
     # -- rollback --------------------------------------------------------------------------------
 
@@ -334,14 +339,19 @@ class _Advancer:
             return result
         self._fan_out(todo, one)
         pending = [t for t in st.targets(self.db, self.id) if t["state"] == "rollback_pending"]
+        self.finish_rollback(pending, "unreachable; the next advance retries",
+                             "never reported the previous release before the rollback deadline")
+
+    def finish_rollback(self, pending: list[dict], waiting: str, timed_out: str) -> None:
+        """Wait for `pending` devices until the rollback deadline; then they are rollback_failed and the
+        rollout ends failed: ROLLBACK_INCOMPLETE, else rolled_back."""
         if pending and self.now < self._rollback_deadline():
-            self.actions.append(f"rollback: {len(pending)} device(s) unreachable; the next advance retries")
+            self.actions.append(f"rollback: {len(pending)} device(s) {waiting}")
             return
         with self.db.atomic():  # past the deadline: what did not report the previous release has failed
             for t in pending:
                 st.set_target(self.db, self.id, t["device_id"], self.iso, state="rollback_failed",
-                              code="ROLLBACK_TIMEOUT",
-                              message="never reported the previous release before the rollback deadline")
+                              code="ROLLBACK_TIMEOUT", message=timed_out)
         failed = [t["device_id"] for t in st.targets(self.db, self.id) if t["state"] == "rollback_failed"]
         if failed:  # completion is what the agents report: these still run, or may run, the new release
             numbers = {**json.loads(self.row["numbers_json"] or "{}"), "rollback_failed": failed}

@@ -51,6 +51,11 @@ class Thresholds(BaseModel):
     min_executed: int = 1  # ... only once this many devices have executed
     consecutive_error_limit: int = 3  # analyses in error in a row -> fail
 
+    def aborts(self, failed: int, executed: int) -> bool:
+        """Failed activations that abort the stage: by count or share, once min_executed devices ran."""
+        return executed >= self.min_executed and failed > 0 and (
+            (self.abort_count is not None and failed >= self.abort_count) or failed * 100 / executed >= self.abort_pct)
+
 
 class Rate(BaseModel):
     concurrency: int = 64

@@ -32,9 +32,9 @@ from datetime import timedelta
 from ..context import format_utc
 from ..evidence.channel_manifest import SCALE, cohort_position
 from . import store as st
-from .analysis import judge, merge, window
+from .analysis import merge, window
 from .engine import AdvanceResult, _Advancer
-from .plan import Plan, Thresholds
+from .plan import Plan
 from .reports import Reports, read_reports
 
 DIRECTIVE_LIFETIME = timedelta(days=7)  # a device offline for days still finds its way down
@@ -217,13 +217,9 @@ class PullAdvancer(_Advancer):
         rows = st.targets(self.db, self.id)
         cand_rows = [t for t in rows if t["stage"] <= stage and t["state"] == "succeeded"]
         failed = [t for t in rows if t["stage"] <= stage and t["state"] == "rejected"]
-        done, th = len(cand_rows) + len(failed), self.plan.thresholds
-        too_many = failed and ((th.abort_count is not None and len(failed) >= th.abort_count)
-                               or len(failed) * 100 / max(1, done) >= th.abort_pct)
-        if done >= th.min_executed and too_many:
-            return {"outcome": "fail", "reason": "FAILED_ACTIVATIONS", "numbers": {
-                "failed": len(failed), "executed": done, "abort_count": th.abort_count, "abort_pct": th.abort_pct,
-                "devices": {t["device_id"]: t["code"] for t in failed}}}
+        done = len(cand_rows) + len(failed)
+        if self.plan.thresholds.aborts(len(failed), done):
+            return {"outcome": "fail", "reason": "FAILED_ACTIVATIONS", "numbers": self.activation_numbers(failed, done)}
         waiting = [t["device_id"] for t in rows if t["stage"] <= stage and t["state"] == "pushing"]
         if not cand_rows:  # nobody converged yet (a poll interval away, or offline): no data is never healthy
             return {"outcome": "inconclusive", "reason": "NOT_CONVERGED",
@@ -234,13 +230,8 @@ class PullAdvancer(_Advancer):
         control = [d for d, r in reports.devices.items()
                    if r.active_release == previous and stage_of(self.plan, d) > stage]
         ctl = merge([window(counters[d], snapshot.get(d), previous) for d in control])
-        if ctl["count"] >= th.min_samples:
-            base, kind = ctl, f"control cohort ({len(control)} device(s) on the previous release, same window)"
-        else:
-            history = {t["device_id"]: json.loads(t["previous_json"]) for t in cand_rows if t["previous_json"]}
-            base = merge([window(snapshot.get(d, {}), None, f"{p['name']}@{p['version']}") for d, p in history.items()])
-            kind = "the same devices before the update (previous release)"
-        result = judge(cand, base, th or Thresholds(), baseline_kind=kind)
+        history = {t["device_id"]: json.loads(t["previous_json"]) for t in cand_rows if t["previous_json"]}
+        result = self.judge(cand, ctl, len(control), history, snapshot)
         result["numbers"].update(devices=len(cand_rows), waiting=len(waiting),
                                  unreadable_reports=len(reports.unreadable))
         return result
@@ -282,26 +273,9 @@ class PullAdvancer(_Advancer):
                 pending.append(t)
                 if t["state"] == "succeeded":  # it runs the release: it must come back
                     st.set_target(self.db, self.id, t["device_id"], self.iso, state="rollback_pending")
-        if pending and self.now < self._rollback_deadline():
-            self.actions.append(f"rollback: {len(pending)} device(s) not yet back on {self.row['rollback_release']}; "
-                                "the next advance looks again")
-            return
-        with self.db.atomic():
-            for t in pending:
-                st.set_target(self.db, self.id, t["device_id"], self.iso, state="rollback_failed",
-                              code="ROLLBACK_TIMEOUT", message="never reported the previous release (having seen the "
-                                                               "rollback) before the rollback deadline")
-        failed = [t["device_id"] for t in st.targets(self.db, self.id) if t["state"] == "rollback_failed"]
-        if failed:
-            numbers = {**json.loads(self.row["numbers_json"] or "{}"), "rollback_failed": failed}
-            self.commit(lambda: (st.set_rollout(self.db, self.id, self.iso, status="failed", finished_at=self.iso,
-                                                reason="ROLLBACK_INCOMPLETE", numbers_json=st.dumps(numbers)),
-                                 st.event(self.db, self.id, "failed", self.iso, rollback_failed=failed)))
-            self.actions.append(f"rollback incomplete: {len(failed)} device(s) not back on the previous release")
-            return
-        self.commit(lambda: (st.set_rollout(self.db, self.id, self.iso, status="rolled_back", finished_at=self.iso),
-                             st.event(self.db, self.id, "rolled_back", self.iso)))
-        self.actions.append("rolled back")
+        self.finish_rollback(pending, f"not yet back on {self.row['rollback_release']}; the next advance looks again",
+                             "never reported the previous release (having seen the rollback) before the rollback "
+                             "deadline")
 
     def _write_rollback(self) -> int:
         """The channel's current goes back to the previous release, with the signed directive that lets a

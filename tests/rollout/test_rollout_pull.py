@@ -9,13 +9,14 @@ wrote to their status reports."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from agent.models import linear_bytes, slow_bytes
 from agent.pull_helpers import PREFIX, active_version, position, pull_agent, report, wait_reports
 
 from rollout.helpers import Traffic
+
+from .test_rollout_done_when import advance_until_finished
 
 DEVICES = ["dev-a", "dev-b", "dev-c"]
 THIRD = 333_334  # --canary 33.3334 %
@@ -30,18 +31,6 @@ def rollout_id_with(prefix: str, wanted) -> tuple[str, str]:
         if len(inside) == 1 and wanted(inside[0]):
             return rid, inside[0]
     raise AssertionError("no rollout id found")
-
-
-def advance_until_finished(invoke, rollout_id: str, timeout: float = 120.0) -> tuple[int, dict]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = invoke("rollout", "advance", rollout_id, "--json", expect=None)
-        assert result.exit_code in (0, 1), result.stderr
-        doc = json.loads(result.stdout)["rollouts"][0]
-        if doc["finished"]:
-            return result.exit_code, doc
-        time.sleep(0.5)
-    raise AssertionError(f"rollout {rollout_id} did not finish within {timeout} s: {doc}")
 
 
 @pytest.fixture
@@ -85,7 +74,7 @@ def test_pull_rollout_canary_promote_and_automatic_rollback(invoke, pull_fleet):
                                          "position": position(rid, canary)}
     assert version["payloadType"] == "application/vnd.edgegate.channel+json"
 
-    code, doc = advance_until_finished(invoke, rid)
+    code, doc = advance_until_finished(invoke, rid, timeout=120.0)
     assert (code, doc["status"]) == (0, "completed"), doc
     # channel versions: 1 (1.0.0 pushed), 2 (canary range), 3 (the whole range), 4 (1.1.0 current, no rollout)
     reports = wait_reports(client, bucket, DEVICES, lambda r: r["poll"]["channel_version"] == 4, "channel version 4")
@@ -102,7 +91,7 @@ def test_pull_rollout_canary_promote_and_automatic_rollback(invoke, pull_fleet):
     rid2, canary2 = rollout_id_with("ro-12", lambda d: True)
     invoke("rollout", "start", "qs@1.2.0", "--via", root, "--canary", "33.3334", "--bake", "2", "--max-bake", "60",
            "--id", rid2)
-    code, doc = advance_until_finished(invoke, rid2)
+    code, doc = advance_until_finished(invoke, rid2, timeout=120.0)
     assert (code, doc["status"], doc["reason"]) == (1, "rolled_back", "LATENCY_REGRESSION"), doc
     reports = {d: report(client, bucket, d) for d in DEVICES}
     assert {d: active_version(r) for d, r in reports.items()} == {d: "1.1.0" for d in DEVICES}
